@@ -1,0 +1,31 @@
+"""Cloud Functions entry points. Each one routes a request to its endpoint and answers JSON.
+
+Deployed twice from this one source folder: `--entry-point predict_mpg` and
+`--entry-point classify_image`. Locally:
+    functions-framework --source functions/main.py --target predict_mpg --port 8080
+"""
+
+from __future__ import annotations
+
+import flask
+import functions_framework
+from modelserve.config import load_settings
+from modelserve.endpoint import Endpoint
+from modelserve.http import register_json_errors
+from modelserve.logs import configure_logging
+from modelserve.mpg import MpgTask
+
+# Instance-wide state: settings are read once per instance, models load on first use.
+SETTINGS = load_settings()
+configure_logging(SETTINGS.log_level)
+register_json_errors()
+MPG = Endpoint(MpgTask(), SETTINGS.mpg_model_uri, SETTINGS)
+
+
+@functions_framework.http
+def predict_mpg(request: flask.Request) -> flask.Response:
+    """POST a car's seven attributes (or {"instances": [...]}) -> its predicted miles per gallon.
+
+    GET / describes the model, GET /openapi.json documents the API, GET /healthz is liveness.
+    """
+    return MPG.handle(request)

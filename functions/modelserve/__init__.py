@@ -1,0 +1,1 @@
+"""Shared code of the predict_mpg and classify_image Cloud Functions, one module per concern."""

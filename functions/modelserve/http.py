@@ -1,0 +1,131 @@
+"""HTTP plumbing shared by both functions: request ids, JSON envelopes, body limits, CORS."""
+
+from __future__ import annotations
+
+import json
+import re
+import uuid
+from typing import Any
+
+import flask
+from werkzeug.exceptions import HTTPException
+
+from .errors import AppError, PayloadTooLarge, UnsupportedMediaType
+
+REQUEST_ID_HEADER = "X-Request-Id"
+# Request ids from clients end up in logs: short, and only characters that cannot forge a line.
+_SAFE_REQUEST_ID = re.compile(r"[A-Za-z0-9._:\-]{1,128}")
+_READ_CHUNK = 64 * 1024
+CORS_MAX_AGE_SECONDS = 3600
+
+
+def request_id(request: flask.Request) -> str:
+    """A valid X-Request-Id, else the platform's Function-Execution-Id, else a new UUID4."""
+    for header in (REQUEST_ID_HEADER, "Function-Execution-Id"):
+        value = request.headers.get(header, "")
+        if value and _SAFE_REQUEST_ID.fullmatch(value):
+            return value
+    return str(uuid.uuid4())
+
+
+def json_response(
+    request_id: str, body: dict[str, Any], status: int = 200, headers: dict[str, str] | None = None
+) -> flask.Response:
+    """A JSON response whose body starts with the request id, echoed in X-Request-Id."""
+    payload = json.dumps({"id": request_id, **body}, separators=(",", ":"), allow_nan=False)
+    response = flask.Response(payload, status=status, mimetype="application/json")
+    response.headers[REQUEST_ID_HEADER] = request_id
+    if headers:
+        response.headers.update(headers)
+    return response
+
+
+def error_response(request_id: str, error: AppError) -> flask.Response:
+    """The error envelope `{"id", "errors": [{"field", "code", "message"}]}`."""
+    body = {"errors": [problem.as_dict() for problem in error.problems]}
+    return json_response(request_id, body, error.status, error.headers)
+
+
+def require_content_type(request: flask.Request, accepted: tuple[str, ...], hint: str) -> str:
+    """The media type if it starts with one of `accepted`, else 415 saying what to send."""
+    media_type = request.mimetype or ""
+    if not media_type.startswith(accepted):
+        got = escape_for_message(media_type) if media_type else "none"
+        raise UnsupportedMediaType(
+            "unsupported_media_type", f"Content-Type must be {hint}, got {got}.", "Content-Type"
+        )
+    return media_type
+
+
+def read_body(request: flask.Request, limit: int) -> bytes:
+    """The raw body, refusing (413) a declared or actual size above `limit` before buffering it."""
+    declared = request.content_length
+    if declared is not None and declared > limit:
+        raise _too_large(limit)
+    stream = request.stream
+    chunks: list[bytes] = []
+    received = 0
+    while True:
+        chunk = stream.read(min(_READ_CHUNK, limit + 1 - received))
+        if not chunk:
+            break
+        chunks.append(chunk)
+        received += len(chunk)
+        if received > limit:
+            raise _too_large(limit)
+    return b"".join(chunks)
+
+
+def _too_large(limit: int) -> PayloadTooLarge:
+    return PayloadTooLarge("too_large", f"Request body is larger than the limit of {limit} bytes.")
+
+
+def cors_headers(request: flask.Request, allowed_origins: tuple[str, ...]) -> dict[str, str]:
+    """CORS headers for a request from an allowed origin; none for any other origin."""
+    origin = request.headers.get("Origin")
+    if not origin or not allowed_origins:
+        return {}
+    if "*" in allowed_origins:
+        return {"Access-Control-Allow-Origin": "*"}
+    if origin in allowed_origins:
+        return {"Access-Control-Allow-Origin": origin, "Vary": "Origin"}
+    return {}
+
+
+def preflight_headers(request: flask.Request, allowed_origins: tuple[str, ...]) -> dict[str, str]:
+    """Headers answering a CORS preflight (OPTIONS) from an allowed origin."""
+    headers = cors_headers(request, allowed_origins)
+    if headers:
+        headers.update(
+            {
+                "Access-Control-Allow-Methods": "GET, POST, OPTIONS",
+                "Access-Control-Allow-Headers": f"Content-Type, {REQUEST_ID_HEADER}",
+                "Access-Control-Max-Age": str(CORS_MAX_AGE_SECONDS),
+            }
+        )
+    return headers
+
+
+def escape_for_message(value: object, limit: int = 40) -> str:
+    """A bounded, printable slice of a client's value, safe to put in a message or a log."""
+    text = value if isinstance(value, str) else repr(value)
+    text = text.encode("unicode_escape").decode("ascii")
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def register_json_errors() -> None:
+    """Make the framework's own errors (404 on /favicon.ico, 405, 413) JSON envelopes too.
+
+    functions-framework imports the entry-point module inside its Flask app's context, so
+    calling this from main.py reaches the app that will serve the function.
+    """
+    if flask.has_app_context():
+        flask.current_app.register_error_handler(HTTPException, _http_exception)
+
+
+def _http_exception(exc: HTTPException) -> flask.Response:
+    status = exc.code or 500
+    code = (exc.name or "error").lower().replace(" ", "_")
+    error = AppError(code, exc.description or exc.name or "Error.")
+    error.status = status
+    return error_response(request_id(flask.request), error)

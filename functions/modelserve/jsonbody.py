@@ -1,0 +1,55 @@
+"""Strict JSON parsing of request bodies: what the lesson's `request.get_json()` let through."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from .errors import BadRequest
+from .http import escape_for_message
+
+# Integers longer than this become infinities, so validation reports them as not finite
+# instead of Python spending time on (or refusing) thousands of digits.
+MAX_INTEGER_DIGITS = 30
+
+
+def parse_json(body: bytes) -> Any:
+    """Decode a UTF-8 JSON document; 400 for malformed JSON, duplicate keys, NaN or Infinity."""
+    if not body.strip():
+        raise BadRequest("invalid_json", "Malformed JSON: the body is empty.")
+    try:
+        text = body.decode("utf-8")
+        return json.loads(
+            text,
+            object_pairs_hook=_reject_duplicates,
+            parse_constant=_reject_constant,
+            parse_int=_parse_int,
+        )
+    except UnicodeDecodeError:
+        raise BadRequest("invalid_json", "Malformed JSON: the body is not UTF-8.") from None
+    except json.JSONDecodeError as exc:
+        raise BadRequest(
+            "invalid_json", f"Malformed JSON: {exc.msg} at line {exc.lineno} column {exc.colno}."
+        ) from None
+    except RecursionError:
+        raise BadRequest("invalid_json", "Malformed JSON: nested too deeply.") from None
+
+
+def _reject_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    result: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in result:
+            name = escape_for_message(key)
+            raise BadRequest("duplicate_field", f"Duplicate field: {name}.", name)
+        result[key] = value
+    return result
+
+
+def _reject_constant(name: str) -> Any:
+    raise BadRequest("invalid_json", f"Malformed JSON: {name} is not a JSON number.")
+
+
+def _parse_int(text: str) -> int | float:
+    if len(text.lstrip("-")) > MAX_INTEGER_DIGITS:
+        return float("-inf") if text.startswith("-") else float("inf")
+    return int(text)

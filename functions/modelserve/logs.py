@@ -1,0 +1,83 @@
+"""Structured logs: one JSON object per line on stdout, in Cloud Logging's format."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from typing import Any
+
+LOGGER_NAME = "modelserve"
+_TRACE_KEY = "logging.googleapis.com/trace"
+_SPAN_KEY = "logging.googleapis.com/spanId"
+_LABELS_KEY = "logging.googleapis.com/labels"
+
+_SEVERITY = {
+    logging.DEBUG: "DEBUG",
+    logging.INFO: "INFO",
+    logging.WARNING: "WARNING",
+    logging.ERROR: "ERROR",
+    logging.CRITICAL: "CRITICAL",
+}
+
+
+class CloudLoggingFormatter(logging.Formatter):
+    """Formats a record as Cloud Logging's structured JSON; `extra={"fields": {...}}` adds keys."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry: dict[str, Any] = {
+            "severity": _SEVERITY.get(record.levelno, "DEFAULT"),
+            "message": record.getMessage(),
+        }
+        fields = getattr(record, "fields", None)
+        if fields:
+            entry.update(fields)
+        if record.exc_info:
+            # Tracebacks go to the log, never to a client.
+            entry["exception"] = self.formatException(record.exc_info)
+        return json.dumps(entry, default=str, separators=(",", ":"))
+
+
+def configure_logging(level: str) -> logging.Logger:
+    """Set up the package logger once: JSON lines on stdout, not propagated to the root."""
+    logger = logging.getLogger(LOGGER_NAME)
+    if not logger.handlers:
+        handler = logging.StreamHandler(sys.stdout)
+        handler.setFormatter(CloudLoggingFormatter())
+        logger.addHandler(handler)
+        logger.propagate = False
+    logger.setLevel(level)
+    return logger
+
+
+def get_logger() -> logging.Logger:
+    return logging.getLogger(LOGGER_NAME)
+
+
+def trace_fields(headers: Any, project_id: str, request_id: str) -> dict[str, Any]:
+    """The request id label and the trace/span ids from X-Cloud-Trace-Context or traceparent."""
+    fields: dict[str, Any] = {"request_id": request_id, _LABELS_KEY: {"request_id": request_id}}
+    trace_id, span_id = _parse_trace(headers)
+    if trace_id:
+        fields[_TRACE_KEY] = f"projects/{project_id}/traces/{trace_id}" if project_id else trace_id
+        if span_id:
+            fields[_SPAN_KEY] = span_id
+    return fields
+
+
+def _parse_trace(headers: Any) -> tuple[str | None, str | None]:
+    cloud = headers.get("X-Cloud-Trace-Context", "")
+    if cloud:
+        trace, _, rest = cloud.partition("/")
+        span = rest.split(";", 1)[0]
+        if _is_hex(trace, 32):
+            return trace, span if span.isdigit() and len(span) <= 20 else None
+    parent = headers.get("traceparent", "")
+    parts = parent.split("-")
+    if len(parts) == 4 and _is_hex(parts[1], 32) and _is_hex(parts[2], 16):
+        return parts[1], parts[2]
+    return None, None
+
+
+def _is_hex(text: str, length: int) -> bool:
+    return len(text) == length and all(c in "0123456789abcdefABCDEF" for c in text)

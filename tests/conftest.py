@@ -1,0 +1,17 @@
+"""Fixtures shared by unit and integration tests."""
+
+from __future__ import annotations
+
+import pytest
+
+from modelserve.config import VARIABLES
+
+# Variables read by the functions or by the clients they use; tests set them explicitly.
+_ISOLATED = [variable.name for variable in VARIABLES] + ["STORAGE_EMULATOR_HOST", "THREADS"]
+
+
+@pytest.fixture(autouse=True)
+def isolated_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No test sees configuration left in the developer's shell."""
+    for name in _ISOLATED:
+        monkeypatch.delenv(name, raising=False)

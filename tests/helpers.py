@@ -1,0 +1,92 @@
+"""Test helpers: real functions-framework processes on free loopback ports, model buckets."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import requests
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+FUNCTIONS_MAIN = REPO_ROOT / "functions" / "main.py"
+COMMITTED_BUCKET = REPO_ROOT / "model_bucket"
+LESSON_REQUEST = {"cylinders": 8, "displacement": 300, "horsepower": 78, "weight": 3500,
+                  "acceleration": 20, "year": 76, "origin": 1}
+START_TIMEOUT_S = 60.0
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def latest_version(model_root: Path) -> Path:
+    """The version folder LATEST names below a model root."""
+    return model_root / (model_root / "LATEST").read_text().strip()
+
+
+def copy_model(model_root: Path, bucket: Path, name: str) -> Path:
+    """Copy the LATEST version of `model_root` into `bucket/name`; return the version folder."""
+    source = latest_version(model_root)
+    target = bucket / name / source.name
+    shutil.copytree(source, target)
+    (bucket / name / "LATEST").write_text(source.name + "\n")
+    return target
+
+
+class FunctionServer:
+    """A real functions-framework process serving one target on 127.0.0.1."""
+
+    def __init__(self, target: str, env: dict[str, str], log_path: Path) -> None:
+        self.target = target
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log_path = log_path
+        full_env = {**os.environ, **env}
+        self._log = open(log_path, "wb")  # noqa: SIM115 - closed in stop()
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "functions_framework", "--source", str(FUNCTIONS_MAIN),
+             "--target", target, "--host", "127.0.0.1", "--port", str(self.port)],
+            env=full_env, stdout=self._log, stderr=subprocess.STDOUT, cwd=REPO_ROOT,
+        )
+        self._wait_until_up()
+
+    def _wait_until_up(self) -> None:
+        deadline = time.monotonic() + START_TIMEOUT_S
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"{self.target} exited early:\n{self.logs()}")
+            try:
+                if requests.get(f"{self.url}/healthz", timeout=1).status_code == 200:
+                    return
+            except requests.ConnectionError:
+                pass
+            time.sleep(0.05)
+        self.stop()
+        raise RuntimeError(f"{self.target} did not answer within {START_TIMEOUT_S} s")
+
+    def logs(self) -> str:
+        self._log.flush()
+        return self.log_path.read_text(errors="replace")
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self._log.close()
+
+    def __enter__(self) -> FunctionServer:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
