@@ -1,0 +1,59 @@
+# The two commands of the README are `make serve` and `make test`; every target creates the
+# virtual environment and installs what it needs by itself.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+RUNTIME_STAMP := $(VENV)/.runtime-installed
+DEV_STAMP := $(VENV)/.dev-installed
+HOST ?= 127.0.0.1
+MPG_PORT ?= 8080
+IMAGE_PORT ?= 8081
+FUNCTION := $(BIN)/functions-framework --source functions/main.py --host $(HOST)
+
+.PHONY: install serve test lint models bench clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade "pip>=25.1"
+
+# Runtime only: what Cloud Functions installs from functions/requirements.txt.
+$(RUNTIME_STAMP): functions/requirements.txt | $(BIN)/python
+	$(BIN)/pip install --quiet -r functions/requirements.txt
+	touch $@
+
+# Training and test tools: the dependency groups of pyproject.toml.
+$(DEV_STAMP): pyproject.toml $(RUNTIME_STAMP)
+	$(BIN)/pip install --quiet --group train --group dev
+	touch $@
+
+install: $(DEV_STAMP)
+
+serve: $(RUNTIME_STAMP)
+	@test -f model_bucket/image/LATEST || echo "note: no image model in model_bucket/image yet;" \
+		"classify_image answers 503 until 'make models' imports one."
+	@echo "predict_mpg on http://$(HOST):$(MPG_PORT)  classify_image on http://$(HOST):$(IMAGE_PORT)"
+	@trap 'kill 0' INT TERM EXIT; \
+	$(FUNCTION) --target predict_mpg --port $(MPG_PORT) & \
+	$(FUNCTION) --target classify_image --port $(IMAGE_PORT) & \
+	wait
+
+test: lint
+	$(BIN)/python -m pytest
+
+lint: $(DEV_STAMP)
+	$(BIN)/ruff check .
+
+# The MPG model is trained here; the image model is imported from IMAGENET_TFLITE when it is
+# set (labels beside it), else built with Keras (needs the network for ImageNet weights).
+models: $(DEV_STAMP)
+	$(BIN)/python -m train.mpg
+	if [ -n "$$IMAGENET_TFLITE" ]; then \
+		$(BIN)/python -m train.image import --tflite "$$IMAGENET_TFLITE" \
+			--labels "$$(dirname "$$IMAGENET_TFLITE")/imagenet_labels.txt"; \
+	else \
+		$(BIN)/python -m train.image keras --weights imagenet; \
+	fi
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache
