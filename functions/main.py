@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import flask
 import functions_framework
+
 from modelserve.config import load_settings
 from modelserve.endpoint import Endpoint
 from modelserve.http import register_json_errors
+from modelserve.image import ImageTask
 from modelserve.logs import configure_logging
 from modelserve.mpg import MpgTask
 
@@ -20,6 +22,7 @@ SETTINGS = load_settings()
 configure_logging(SETTINGS.log_level)
 register_json_errors()
 MPG = Endpoint(MpgTask(), SETTINGS.mpg_model_uri, SETTINGS)
+IMAGE = Endpoint(ImageTask(), SETTINGS.image_model_uri, SETTINGS)
 
 
 @functions_framework.http
@@ -29,3 +32,12 @@ def predict_mpg(request: flask.Request) -> flask.Response:
     GET / describes the model, GET /openapi.json documents the API, GET /healthz is liveness.
     """
     return MPG.handle(request)
+
+
+@functions_framework.http
+def classify_image(request: flask.Request) -> flask.Response:
+    """POST a photo (multipart field `image`, or a raw image/* body) -> its top-k ImageNet labels.
+
+    `?top_k=` 1..20 (default 5). GET /, /openapi.json and /healthz as for predict_mpg.
+    """
+    return IMAGE.handle(request)

@@ -51,7 +51,7 @@ VARIABLES: tuple[Variable, ...] = (
     Variable(
         "MAX_IMAGE_BYTES", "10485760", "largest upload accepted by classify_image (413 above)"
     ),
-    Variable("MAX_IMAGE_PIXELS", "40000000", "most pixels (width x height) an upload may declare"),
+    Variable("MAX_IMAGE_PIXELS", "25000000", "most pixels (width x height) an upload may declare"),
     Variable(
         "OUT_OF_RANGE",
         "reject",

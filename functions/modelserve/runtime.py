@@ -144,6 +144,11 @@ class InterpreterPool:
     def size(self) -> int:
         return self._size
 
+    @property
+    def interpreters(self) -> int:
+        """How many interpreters exist so far (at most `size`)."""
+        return self._created
+
     def run(self, inputs: np.ndarray) -> np.ndarray:
         """Invoke the model on one input tensor and return a copy of its output tensor."""
         interpreter = self._borrow()
