@@ -53,6 +53,11 @@ VARIABLES: tuple[Variable, ...] = (
     ),
     Variable("MAX_IMAGE_PIXELS", "25000000", "most pixels (width x height) an upload may declare"),
     Variable(
+        "BODY_READ_TIMEOUT_SECONDS",
+        "10",
+        "longest a client may take to send a request body (408 after)",
+    ),
+    Variable(
         "OUT_OF_RANGE",
         "reject",
         "reject: values outside the training range give 400; warn: predict and add a warning",
@@ -89,6 +94,7 @@ class Settings:
     max_batch_size: int
     max_image_bytes: int
     max_image_pixels: int
+    body_read_timeout_seconds: float
     out_of_range: str
     cors_origins: tuple[str, ...]
     log_level: str
@@ -123,6 +129,8 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         max_batch_size=parsed("MAX_BATCH_SIZE", _positive_int, "a whole number above 0"),
         max_image_bytes=parsed("MAX_IMAGE_BYTES", _positive_int, "a whole number above 0"),
         max_image_pixels=parsed("MAX_IMAGE_PIXELS", _positive_int, "a whole number above 0"),
+        body_read_timeout_seconds=parsed("BODY_READ_TIMEOUT_SECONDS", _positive_float,
+                                         "a number of seconds above 0"),
         out_of_range=parsed(
             "OUT_OF_RANGE", _choice(OUT_OF_RANGE_POLICIES), " or ".join(OUT_OF_RANGE_POLICIES)
         ),

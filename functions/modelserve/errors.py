@@ -61,6 +61,10 @@ class MethodNotAllowed(AppError):
         )
 
 
+class RequestTimeout(AppError):
+    status = 408
+
+
 class PayloadTooLarge(AppError):
     status = 413
 

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import json
 import re
+import time
 import uuid
 from typing import Any
 
 import flask
 from werkzeug.exceptions import HTTPException
 
-from .errors import AppError, PayloadTooLarge, UnsupportedMediaType
+from .errors import AppError, PayloadTooLarge, RequestTimeout, UnsupportedMediaType
 
 REQUEST_ID_HEADER = "X-Request-Id"
 # Request ids from clients end up in logs: short, and only characters that cannot forge a line.
@@ -57,27 +58,54 @@ def require_content_type(request: flask.Request, accepted: tuple[str, ...], hint
     return media_type
 
 
-def read_body(request: flask.Request, limit: int) -> bytes:
-    """The raw body, refusing (413) a declared or actual size above `limit` before buffering it."""
+def read_body(request: flask.Request, limit: int, timeout: float) -> bytes:
+    """The raw body, refusing (413) a declared or actual size above `limit` before buffering it.
+
+    A client that takes longer than `timeout` seconds to send it, in total or between two
+    packets, gets 408 instead of holding a worker thread.
+    """
     declared = request.content_length
     if declared is not None and declared > limit:
-        raise _too_large(limit)
+        raise _abandon_body(request, _too_large(limit))
+    sock = request.environ.get("gunicorn.socket")
+    if sock is not None:
+        sock.settimeout(timeout)  # gunicorn makes it blocking again for the next request
+    deadline = time.monotonic() + timeout
     stream = request.stream
     chunks: list[bytes] = []
     received = 0
     while True:
-        chunk = stream.read(min(_READ_CHUNK, limit + 1 - received))
+        try:
+            chunk = stream.read(min(_READ_CHUNK, limit + 1 - received))
+        except OSError:  # socket.timeout, or the client went away
+            raise _abandon_body(request, _too_slow(timeout)) from None
         if not chunk:
             break
         chunks.append(chunk)
         received += len(chunk)
         if received > limit:
-            raise _too_large(limit)
+            raise _abandon_body(request, _too_large(limit))
+        if time.monotonic() > deadline:
+            raise _abandon_body(request, _too_slow(timeout))
     return b"".join(chunks)
+
+
+def _abandon_body(request: flask.Request, error: AppError) -> AppError:
+    # functions-framework drains the body after every response (request.get_data()); for a
+    # body refused half-read that would buffer all of it or wait on a stalled client. Mark it
+    # read (werkzeug's cache) and close the connection instead.
+    request._cached_data = b""
+    error.headers["Connection"] = "close"
+    return error
 
 
 def _too_large(limit: int) -> PayloadTooLarge:
     return PayloadTooLarge("too_large", f"Request body is larger than the limit of {limit} bytes.")
+
+
+def _too_slow(timeout: float) -> RequestTimeout:
+    return RequestTimeout("request_timeout", f"The request body took longer than {timeout:g} s "
+                          "to arrive.")
 
 
 def cors_headers(request: flask.Request, allowed_origins: tuple[str, ...]) -> dict[str, str]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 from dataclasses import dataclass
 from typing import Any
 
@@ -9,6 +10,7 @@ import flask
 import numpy as np
 from PIL import Image
 from werkzeug.exceptions import RequestEntityTooLarge
+from werkzeug.formparser import FormDataParser
 
 from .artifacts import ModelArtifacts
 from .config import Settings
@@ -25,6 +27,7 @@ NO_IMAGE = "No posted image. Should be attribute named image."
 TOP_K_DEFAULT, TOP_K_MAX = 5, 20
 PROBABILITY_DECIMALS = 6
 MULTIPART_OVERHEAD = 64 * 1024  # boundaries and part headers around the image bytes
+MAX_FORM_PARTS = 16
 BACKGROUND = "background"
 _FILTERS = {
     "nearest": Image.Resampling.NEAREST,
@@ -117,7 +120,7 @@ class ImageTask:
                settings: Settings) -> dict[str, Any]:
         """The top-k ImageNet labels of the posted image, with probabilities."""
         top_k = parse_top_k(request.args.get("top_k"))
-        data = upload_bytes(request, settings.max_image_bytes)
+        data = upload_bytes(request, settings.max_image_bytes, settings.body_read_timeout_seconds)
         loaded = model.get()
         spec = loaded.spec
         image = decode_image(data, settings.max_image_pixels, (spec.width, spec.height))
@@ -155,36 +158,36 @@ def parse_top_k(raw: str | None) -> int:
                      "top_k")
 
 
-def upload_bytes(request: flask.Request, max_bytes: int) -> bytes:
+def upload_bytes(request: flask.Request, max_bytes: int, timeout: float) -> bytes:
     """The uploaded image: multipart field `image`, or a raw body sent as image/*."""
     media_type = require_content_type(request, ("multipart/form-data", "image/"),
                                       "multipart/form-data (a field named image) or image/*")
     if media_type.startswith("image/"):
-        data = read_body(request, max_bytes)
+        data = read_body(request, max_bytes, timeout)
     else:
-        data = _multipart_image(request, max_bytes)
+        body = read_body(request, max_bytes + MULTIPART_OVERHEAD, timeout)
+        data = _multipart_field(body, request.mimetype_params, FIELD)
+    if len(data) > max_bytes:
+        raise PayloadTooLarge("too_large", f"The image is larger than the limit of {max_bytes} "
+                              "bytes.", FIELD)
     if not data:
         raise BadRequest("missing_image", NO_IMAGE, FIELD)
     return data
 
 
-def _multipart_image(request: flask.Request, max_bytes: int) -> bytes:
-    limit = max_bytes + MULTIPART_OVERHEAD
-    too_large = PayloadTooLarge("too_large", f"The image is larger than the limit of "
-                                f"{max_bytes} bytes.", FIELD)
-    if request.content_length is not None and request.content_length > limit:
-        raise too_large
-    request.max_content_length = limit
+def _multipart_field(body: bytes, options: dict[str, str], name: str) -> bytes:
+    """One file field of a multipart body, parsed in memory: uploads never touch the disk."""
+    parser = FormDataParser(stream_factory=_in_memory, max_form_parts=MAX_FORM_PARTS)
     try:
-        part = request.files.get(FIELD)
-        data = part.stream.read(max_bytes + 1) if part is not None else b""
-    except RequestEntityTooLarge:
-        raise too_large from None
-    except ValueError:
-        raise BadRequest("invalid_multipart", "The multipart body is malformed.", FIELD) from None
-    if len(data) > max_bytes:
-        raise too_large
-    return data
+        _, _, files = parser.parse(io.BytesIO(body), "multipart/form-data", len(body), options)
+    except (ValueError, RequestEntityTooLarge):
+        raise BadRequest("invalid_multipart", "The multipart body is malformed.", name) from None
+    part = files.get(name)
+    return part.stream.read() if part is not None else b""
+
+
+def _in_memory(*_: object, **__: object) -> io.BytesIO:
+    return io.BytesIO()
 
 
 def spec_from_manifest(manifest: Manifest, labels: tuple[str, ...],

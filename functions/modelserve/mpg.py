@@ -83,7 +83,8 @@ class MpgTask:
     ) -> dict[str, Any]:
         """One car's predicted mpg, or a batch's predictions with per-item errors."""
         require_content_type(request, ("application/json",), "application/json")
-        body = parse_json(read_body(request, settings.max_json_bytes))
+        body = parse_json(read_body(request, settings.max_json_bytes,
+                                     settings.body_read_timeout_seconds))
         loaded = model.get()
         if isinstance(body, dict) and BATCH_KEY in body:
             return {

@@ -35,12 +35,12 @@ def test_new_uuid_when_no_id_given() -> None:
 
 
 def test_body_within_limit_is_read() -> None:
-    assert read_body(make_request(body=b"x" * 100), limit=100) == b"x" * 100
+    assert read_body(make_request(body=b"x" * 100), limit=100, timeout=5) == b"x" * 100
 
 
 def test_declared_oversized_body_is_refused_before_reading() -> None:
     with pytest.raises(PayloadTooLarge, match="limit of 10 bytes"):
-        read_body(make_request(body=b"x" * 11), limit=10)
+        read_body(make_request(body=b"x" * 11), limit=10, timeout=5)
 
 
 def test_escape_bounds_and_escapes() -> None:

@@ -51,7 +51,7 @@ def test_verify_accepts_matching_bytes() -> None:
 
 def test_verify_refuses_changed_bytes_of_same_size() -> None:
     entry = FileEntry("model.tflite", hashlib.sha256(DATA).hexdigest(), len(DATA))
-    with pytest.raises(ModelError, match="model.tflite: sha256 mismatch"):
+    with pytest.raises(ModelError, match=r"model\.tflite: sha256 mismatch"):
         verify(entry, b"model bytez")
 
 

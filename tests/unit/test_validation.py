@@ -78,9 +78,11 @@ def test_good_record_gives_values_in_model_order() -> None:
     (json.dumps(with_(origin=1.5)), [("origin", "not_integer",
      "Wrong type: origin must be a whole number, got 1.5.")]),
     (json.dumps(with_(origin=4)), [("origin", "out_of_bounds",
-     "Out of bounds: origin, has value of: 4, but should be one of 1 (USA), 2 (Europe), 3 (Japan).")]),
+     "Out of bounds: origin, has value of: 4, but should be one of "
+     "1 (USA), 2 (Europe), 3 (Japan).")]),
     (json.dumps(with_(origin=0)), [("origin", "out_of_bounds",
-     "Out of bounds: origin, has value of: 0, but should be one of 1 (USA), 2 (Europe), 3 (Japan).")]),
+     "Out of bounds: origin, has value of: 0, but should be one of "
+     "1 (USA), 2 (Europe), 3 (Japan).")]),
     ('{"cylinders": 8, "displacement": 300, "horsepower": 78, "weight": 1e400, '
      '"acceleration": 20, "year": 76, "origin": 1}', [("weight", "not_finite",
      "Invalid number: weight must be a finite number of sensible size.")]),
