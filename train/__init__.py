@@ -1,0 +1,1 @@
+"""Training and export commands: they write model versions into a bucket folder."""
