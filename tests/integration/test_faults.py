@@ -1,4 +1,4 @@
-"""Faults under a running instance: changed files, a model that cannot run, slow clients, SIGTERM."""
+"""Faults under a running instance: changed files, a broken model, slow clients, SIGTERM."""
 
 from __future__ import annotations
 
