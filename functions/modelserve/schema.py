@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 from .errors import ModelError, Problem
@@ -39,9 +40,13 @@ class TabularSchema:
 
     features: tuple[Feature, ...]
 
-    @property
+    @cached_property
     def names(self) -> tuple[str, ...]:
         return tuple(feature.name for feature in self.features)
+
+    @cached_property
+    def name_set(self) -> frozenset[str]:
+        return frozenset(self.names)
 
 
 @dataclass
@@ -118,7 +123,7 @@ def check_record(record: Any, schema: TabularSchema, out_of_range: str = "reject
         else:
             problems.append(problem)
     for name in record:
-        if name not in schema.names:
+        if name not in schema.name_set:
             shown = escape_for_message(name)
             problems.append(Problem(shown, "unexpected", f"Unexpected field: {shown}."))
     return Checked(None if problems else values, problems, warnings)
