@@ -1,0 +1,311 @@
+# Inputs. Every variable is typed and described; values that can be listed are validated.
+# Validations only look at their own variable (Terraform >= 1.5); rules that span two
+# variables are lifecycle preconditions in main.tf.
+
+variable "project_id" {
+  type        = string
+  description = "Google Cloud project that hosts the buckets and the functions."
+
+  validation {
+    condition     = can(regex("^[a-z][a-z0-9-]{4,28}[a-z0-9]$", var.project_id))
+    error_message = "project_id must be a project ID (6-30 characters: lowercase letters, digits, hyphens), not a project number or name."
+  }
+}
+
+variable "region" {
+  type        = string
+  description = "Region of the functions, the model bucket and the image repository (one region keeps model downloads in-region)."
+  default     = "us-central1"
+
+  validation {
+    condition = contains([
+      "africa-south1",
+      "asia-east1", "asia-east2", "asia-northeast1", "asia-northeast2", "asia-northeast3",
+      "asia-south1", "asia-south2", "asia-southeast1", "asia-southeast2",
+      "australia-southeast1", "australia-southeast2",
+      "europe-central2", "europe-north1", "europe-southwest1", "europe-west1", "europe-west2",
+      "europe-west3", "europe-west4", "europe-west6", "europe-west8", "europe-west9",
+      "europe-west10", "europe-west12",
+      "me-central1", "me-central2", "me-west1",
+      "northamerica-northeast1", "northamerica-northeast2",
+      "southamerica-east1", "southamerica-west1",
+      "us-central1", "us-east1", "us-east4", "us-east5", "us-south1",
+      "us-west1", "us-west2", "us-west3", "us-west4",
+    ], var.region)
+    error_message = "region must be a Cloud Run functions region, e.g. us-central1 or europe-west1."
+  }
+}
+
+variable "model_bucket_name" {
+  type        = string
+  description = "Name of the model bucket (globally unique). The source and access-log buckets are named after it with -source and -logs."
+
+  validation {
+    condition     = can(regex("^[a-z0-9][a-z0-9_-]{1,48}[a-z0-9]$", var.model_bucket_name)) && !can(regex("goog", var.model_bucket_name))
+    error_message = "model_bucket_name must be 3-50 characters of lowercase letters, digits, hyphens and underscores (no dots, no \"goog\"), leaving room for the -source and -logs suffixes."
+  }
+}
+
+variable "kms_key_name" {
+  type        = string
+  description = "Optional Cloud KMS key (projects/P/locations/L/keyRings/R/cryptoKeys/K) for the model bucket's default encryption; null keeps Google-managed keys. The key must be in the bucket's region."
+  default     = null
+
+  validation {
+    condition     = var.kms_key_name == null || can(regex("^projects/[^/]+/locations/[^/]+/keyRings/[^/]+/cryptoKeys/[^/]+$", var.kms_key_name))
+    error_message = "kms_key_name must be null or projects/PROJECT/locations/LOCATION/keyRings/RING/cryptoKeys/KEY."
+  }
+}
+
+variable "soft_delete_retention_days" {
+  type        = number
+  description = "Days that deleted or overwritten objects in the model bucket stay recoverable (soft delete)."
+  default     = 7
+
+  validation {
+    condition     = var.soft_delete_retention_days >= 7 && var.soft_delete_retention_days <= 90 && floor(var.soft_delete_retention_days) == var.soft_delete_retention_days
+    error_message = "soft_delete_retention_days must be a whole number of days from 7 to 90."
+  }
+}
+
+variable "noncurrent_version_retention_days" {
+  type        = number
+  description = "Days a replaced (noncurrent) object version is kept in the model and source buckets before deletion."
+  default     = 30
+
+  validation {
+    condition     = var.noncurrent_version_retention_days >= 1 && var.noncurrent_version_retention_days <= 3650 && floor(var.noncurrent_version_retention_days) == var.noncurrent_version_retention_days
+    error_message = "noncurrent_version_retention_days must be a whole number from 1 to 3650."
+  }
+}
+
+variable "access_log_retention_days" {
+  type        = number
+  description = "Days the access logs of the model and source buckets are kept in the log bucket."
+  default     = 90
+
+  validation {
+    condition     = var.access_log_retention_days >= 1 && var.access_log_retention_days <= 3650 && floor(var.access_log_retention_days) == var.access_log_retention_days
+    error_message = "access_log_retention_days must be a whole number from 1 to 3650."
+  }
+}
+
+variable "mpg_model_version" {
+  type        = string
+  description = "Version folder of the mpg model to serve, pinned in MPG_MODEL_URI as gs://<model bucket>/mpg/<version> (UTC export time, e.g. 20261125T120000Z)."
+
+  validation {
+    condition     = can(regex("^[0-9]{8}T[0-9]{6}Z$", var.mpg_model_version))
+    error_message = "mpg_model_version must be a version folder name such as 20261125T120000Z (see model_bucket/README.md)."
+  }
+}
+
+variable "image_model_version" {
+  type        = string
+  description = "Version folder of the image model to serve, pinned in IMAGE_MODEL_URI as gs://<model bucket>/image/<version> (UTC export time, e.g. 20261125T120000Z)."
+
+  validation {
+    condition     = can(regex("^[0-9]{8}T[0-9]{6}Z$", var.image_model_version))
+    error_message = "image_model_version must be a version folder name such as 20261125T120000Z (see model_bucket/README.md)."
+  }
+}
+
+variable "functions" {
+  type = map(object({
+    entry_point                      = string
+    model                            = string
+    available_memory                 = string
+    available_cpu                    = string
+    max_instance_request_concurrency = number
+    min_instance_count               = number
+    max_instance_count               = number
+    timeout_seconds                  = number
+    environment                      = map(string)
+  }))
+  description = <<-EOT
+    The functions to deploy, by function name. One source archive is deployed once per entry.
+    entry_point: the Python function in functions/main.py; model: "mpg" or "image" (which
+    *_MODEL_URI the function gets); available_memory / available_cpu: the instance size;
+    max_instance_request_concurrency: requests one instance serves at once (THREADS is set to
+    it: functions-framework's gunicorn threads); min/max_instance_count: autoscaling bounds;
+    timeout_seconds: request timeout; environment: extra environment variables for this function.
+    Sizes: LiteRT keeps predict-mpg near 110 MB resident (target peak <= 150 MB, so 256Mi) and
+    classify-image below 250 MB (so 512Mi).
+  EOT
+  default = {
+    "predict-mpg" = {
+      entry_point                      = "predict_mpg"
+      model                            = "mpg"
+      available_memory                 = "256Mi"
+      available_cpu                    = "1"
+      max_instance_request_concurrency = 8
+      min_instance_count               = 0
+      max_instance_count               = 10
+      timeout_seconds                  = 60
+      environment = {
+        INTERPRETER_POOL_SIZE = "0" # one LiteRT interpreter per CPU
+      }
+    }
+    "classify-image" = {
+      entry_point                      = "classify_image"
+      model                            = "image"
+      available_memory                 = "512Mi"
+      available_cpu                    = "1"
+      max_instance_request_concurrency = 4
+      min_instance_count               = 0
+      max_instance_count               = 10
+      timeout_seconds                  = 60
+      environment = {
+        INTERPRETER_POOL_SIZE = "0" # one LiteRT interpreter per CPU
+      }
+    }
+  }
+
+  validation {
+    # Names become the function, its Cloud Run service and its service account (NAME-fn, 6-30 characters).
+    condition     = length(var.functions) > 0 && alltrue([for name in keys(var.functions) : can(regex("^[a-z][-a-z0-9]{2,25}[a-z0-9]$", name))])
+    error_message = "functions needs at least one entry; names must be 4-27 characters of lowercase letters, digits and hyphens, starting with a letter."
+  }
+  validation {
+    condition     = alltrue([for f in values(var.functions) : can(regex("^[A-Za-z_][A-Za-z0-9_]*$", f.entry_point))])
+    error_message = "Each entry_point must be a Python function name."
+  }
+  validation {
+    condition     = alltrue([for f in values(var.functions) : contains(["mpg", "image"], f.model)])
+    error_message = "Each model must be \"mpg\" or \"image\"."
+  }
+  validation {
+    condition     = alltrue([for f in values(var.functions) : contains(["128Mi", "256Mi", "512Mi", "1Gi", "2Gi", "4Gi", "8Gi", "16Gi", "32Gi"], f.available_memory)])
+    error_message = "Each available_memory must be one of 128Mi, 256Mi, 512Mi, 1Gi, 2Gi, 4Gi, 8Gi, 16Gi, 32Gi."
+  }
+  validation {
+    condition     = alltrue([for f in values(var.functions) : contains(["0.083", "0.167", "0.333", "0.583", "1", "2", "4", "6", "8"], f.available_cpu)])
+    error_message = "Each available_cpu must be one of 0.083, 0.167, 0.333, 0.583, 1, 2, 4, 6, 8."
+  }
+  validation {
+    # Cloud Run: 4 CPUs need at least 2Gi, 6 and 8 CPUs at least 4Gi.
+    condition = alltrue([
+      for f in values(var.functions) :
+      lookup({ "128Mi" = 128, "256Mi" = 256, "512Mi" = 512, "1Gi" = 1024, "2Gi" = 2048, "4Gi" = 4096, "8Gi" = 8192, "16Gi" = 16384, "32Gi" = 32768 }, f.available_memory, 0) >= lookup({ "4" = 2048, "6" = 4096, "8" = 4096 }, f.available_cpu, 0)
+    ])
+    error_message = "available_cpu 4 needs available_memory of at least 2Gi; 6 or 8 need at least 4Gi."
+  }
+  validation {
+    condition = alltrue([
+      for f in values(var.functions) :
+      f.max_instance_request_concurrency >= 1 && f.max_instance_request_concurrency <= 1000 && floor(f.max_instance_request_concurrency) == f.max_instance_request_concurrency
+    ])
+    error_message = "Each max_instance_request_concurrency must be a whole number from 1 to 1000."
+  }
+  validation {
+    # Cloud Run functions only serve concurrent requests on instances with at least one vCPU.
+    condition     = alltrue([for f in values(var.functions) : f.max_instance_request_concurrency == 1 || tonumber(f.available_cpu) >= 1])
+    error_message = "max_instance_request_concurrency above 1 needs available_cpu of at least 1."
+  }
+  validation {
+    condition = alltrue([
+      for f in values(var.functions) :
+      f.min_instance_count >= 0 && f.max_instance_count >= 1 && f.min_instance_count <= f.max_instance_count && f.max_instance_count <= 100 && floor(f.min_instance_count) == f.min_instance_count && floor(f.max_instance_count) == f.max_instance_count
+    ])
+    error_message = "Instance counts must be whole numbers with 0 <= min_instance_count <= max_instance_count, 1 <= max_instance_count <= 100."
+  }
+  validation {
+    condition     = alltrue([for f in values(var.functions) : f.timeout_seconds >= 1 && f.timeout_seconds <= 3600 && floor(f.timeout_seconds) == f.timeout_seconds])
+    error_message = "Each timeout_seconds must be a whole number from 1 to 3600 (the HTTP function maximum)."
+  }
+  validation {
+    # These are set from other inputs; an override in `environment` would make them disagree.
+    condition     = alltrue([for f in values(var.functions) : length(setintersection(keys(f.environment), ["THREADS", "MPG_MODEL_URI", "IMAGE_MODEL_URI", "GOOGLE_CLOUD_PROJECT"])) == 0])
+    error_message = "environment must not set THREADS (from max_instance_request_concurrency), MPG_MODEL_URI / IMAGE_MODEL_URI (from the *_model_version variables) or GOOGLE_CLOUD_PROJECT (from project_id)."
+  }
+}
+
+variable "invoker_members" {
+  type        = list(string)
+  description = "Principals granted roles/run.invoker on every function's Cloud Run service, e.g. \"serviceAccount:client@PROJECT.iam.gserviceaccount.com\", \"group:ml-users@example.com\". Invocation is private: nobody else may call."
+  default     = []
+
+  validation {
+    condition     = alltrue([for m in var.invoker_members : can(regex("^(user|serviceAccount|group|domain|principal|principalSet):.+$", m))])
+    error_message = "Each invoker member must be user:, serviceAccount:, group:, domain:, principal: or principalSet: followed by an identity; use public_access to open a function to everyone."
+  }
+}
+
+variable "public_access" {
+  type        = map(bool)
+  description = "Per function name: true grants roles/run.invoker to allUsers (anyone on the internet may call it, subject to ingress). Private (false) by default."
+  default = {
+    "predict-mpg"    = false
+    "classify-image" = false
+  }
+}
+
+variable "ingress" {
+  type        = string
+  description = <<-EOT
+    Which network paths may reach the functions. ALLOW_INTERNAL_AND_GCLB (default): only
+    traffic from VPC networks of this project (or its VPC Service Controls perimeter) and from
+    an external Application Load Balancer, so a public front door with Cloud Armor or IAP can be
+    added later while the *.run.app URLs stay closed to the internet. ALLOW_INTERNAL_ONLY also
+    closes the load-balancer path. ALLOW_ALL admits the internet; IAM (invoker_members) still
+    decides who may call. cloudbuild.yaml deploys with ALLOW_ALL by default so its smoke test can
+    reach the URLs (see terraform/README.md).
+  EOT
+  default     = "ALLOW_INTERNAL_AND_GCLB"
+
+  validation {
+    condition     = contains(["ALLOW_INTERNAL_AND_GCLB", "ALLOW_INTERNAL_ONLY", "ALLOW_ALL"], var.ingress)
+    error_message = "ingress must be ALLOW_INTERNAL_AND_GCLB, ALLOW_INTERNAL_ONLY or ALLOW_ALL."
+  }
+}
+
+variable "build_service_account_email" {
+  type        = string
+  description = "Service account that Cloud Build uses to build the function images (created once by the bootstrap in terraform/README.md). Never the default compute service account."
+
+  validation {
+    condition     = can(regex("^[a-z][a-z0-9-]{4,28}[a-z0-9]@[a-z][a-z0-9-]{4,28}[a-z0-9]\\.iam\\.gserviceaccount\\.com$", var.build_service_account_email))
+    error_message = "build_service_account_email must be a user-managed service account (NAME@PROJECT.iam.gserviceaccount.com), not PROJECT_NUMBER-compute@developer.gserviceaccount.com."
+  }
+}
+
+variable "log_level" {
+  type        = string
+  description = "LOG_LEVEL of the functions."
+  default     = "INFO"
+
+  validation {
+    condition     = contains(["DEBUG", "INFO", "WARNING", "ERROR"], var.log_level)
+    error_message = "log_level must be DEBUG, INFO, WARNING or ERROR."
+  }
+}
+
+variable "out_of_range" {
+  type        = string
+  description = "OUT_OF_RANGE policy of predict-mpg: reject (400 for inputs outside the training range) or warn (predict and add a warning)."
+  default     = "reject"
+
+  validation {
+    condition     = contains(["reject", "warn"], var.out_of_range)
+    error_message = "out_of_range must be reject or warn."
+  }
+}
+
+variable "cors_origins" {
+  type        = list(string)
+  description = "Browser origins allowed to call the functions (CORS_ORIGINS), e.g. [\"https://app.example.com\"]; [\"*\"] allows any origin. Empty: no CORS headers."
+  default     = []
+
+  validation {
+    condition     = alltrue([for o in var.cors_origins : o == "*" || can(regex("^https?://[^/,*\\s]+$", o))])
+    error_message = "Each CORS origin must be \"*\" or a scheme and host such as https://app.example.com (no path, no comma)."
+  }
+}
+
+variable "labels" {
+  type        = map(string)
+  description = "Labels added to every resource that takes labels."
+  default = {
+    app = "keras-functions"
+  }
+}

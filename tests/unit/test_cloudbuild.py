@@ -1,0 +1,172 @@
+"""cloudbuild.yaml: step ids, pinned images, declared substitutions, and the deploy order."""
+
+from __future__ import annotations
+
+import functools
+import re
+from typing import Any
+
+import pytest
+import yaml
+
+from tests.helpers import LESSON_REQUEST, REPO_ROOT
+
+CLOUDBUILD = REPO_ROOT / "cloudbuild.yaml"
+
+# Substitutions Cloud Build provides itself (no leading underscore).
+BUILT_IN = {
+    "PROJECT_ID", "PROJECT_NUMBER", "BUILD_ID", "LOCATION", "TRIGGER_NAME",
+    "TRIGGER_BUILD_CONFIG_PATH", "COMMIT_SHA", "SHORT_SHA", "REVISION_ID", "BRANCH_NAME",
+    "TAG_NAME", "REF_NAME", "REPO_NAME", "REPO_FULL_NAME", "SERVICE_ACCOUNT_EMAIL",
+    "SERVICE_ACCOUNT",
+}
+# A tag with at least major.minor (python:3.12.7-slim, 1.9.8, 502.0.0-slim) or a digest.
+PINNED_IMAGE = re.compile(
+    r"^[^\s:@]+(:[A-Za-z0-9_.-]*\d+\.\d+[A-Za-z0-9_.-]*|@sha256:[0-9a-f]{64})$"
+)
+SUBSTITUTION = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}|\$([A-Za-z_][A-Za-z0-9_]*)")
+
+
+@functools.cache
+def build() -> dict[str, Any]:
+    return yaml.safe_load(CLOUDBUILD.read_text())
+
+
+def steps() -> list[dict[str, Any]]:
+    return build()["steps"]
+
+
+def step(step_id: str) -> dict[str, Any]:
+    (found,) = [s for s in steps() if s.get("id") == step_id]
+    return found
+
+
+def script(step_id: str) -> str:
+    """Everything a step runs (its arguments, joined)."""
+    return "\n".join(str(arg) for arg in step(step_id).get("args", []))
+
+
+def strings(node: Any) -> list[str]:
+    if isinstance(node, str):
+        return [node]
+    if isinstance(node, dict):
+        return [text for key, value in node.items() for text in strings(key) + strings(value)]
+    if isinstance(node, list):
+        return [text for item in node for text in strings(item)]
+    return []
+
+
+def used_substitutions() -> set[str]:
+    used: set[str] = set()
+    for text in strings(build()):
+        for braced, bare in SUBSTITUTION.findall(text.replace("$$", "")):
+            used.add(braced or bare)
+    return used
+
+
+def index(step_id: str) -> int:
+    return [s.get("id") for s in steps()].index(step_id)
+
+
+def test_every_step_has_a_unique_id() -> None:
+    ids = [s.get("id") for s in steps()]
+    assert all(ids), "every step needs an id"
+    assert len(ids) == len(set(ids))
+
+
+@pytest.mark.parametrize("position", range(len(steps())))
+def test_every_image_is_pinned_through_a_substitution(position: int) -> None:
+    current = steps()[position]
+    match = re.fullmatch(r"\$\{(_[A-Z0-9_]+)\}|\$(_[A-Z0-9_]+)", current["name"])
+    assert match, f"step {current.get('id')}: image {current['name']!r} is not a substitution"
+    image = build()["substitutions"][match.group(1) or match.group(2)]
+    assert "latest" not in image.split(":")[-1], image
+    assert PINNED_IMAGE.match(image), f"step {current.get('id')}: {image} is not pinned"
+
+
+def test_every_used_substitution_is_declared_and_every_declared_one_used() -> None:
+    declared = set(build()["substitutions"])
+    used = used_substitutions()
+    user_defined = {name for name in used if name.startswith("_")}
+    assert not user_defined - declared, f"undeclared: {sorted(user_defined - declared)}"
+    unknown = (used - user_defined) - BUILT_IN
+    assert not unknown, f"neither declared nor built in: {sorted(unknown)}"
+    assert not declared - used, f"declared but never used: {sorted(declared - used)}"
+    assert all(name.startswith("_") for name in declared)
+
+
+def test_order_is_test_publish_apply_smoke() -> None:
+    assert index("test") < index("publish-models") < index("tf-apply") < index("smoke")
+    assert index("export-models") < index("publish-models")
+    assert index("tf-init") < index("tf-fmt") < index("tf-validate") < index("tf-plan")
+    assert index("tfvars") < index("model-bucket") < index("publish-models") < index("tf-plan")
+    assert index("tf-plan") < index("tf-apply")
+    for current in steps():
+        assert "waitFor" not in current, "steps run in file order"
+
+
+def test_test_step_runs_make_test() -> None:
+    assert "make test" in script("test")
+
+
+def test_model_export_is_switched_by_a_substitution() -> None:
+    assert build()["substitutions"]["_EXPORT_MODELS"] in {"true", "false"}
+    text = script("export-models")
+    assert '"${_EXPORT_MODELS}" != "true"' in text and "make models" in text
+
+
+def test_publish_sets_latest_in_the_model_bucket() -> None:
+    text = script("publish-models")
+    assert "-m train.publish --bucket model_bucket --to gs://${_MODEL_BUCKET}" in text
+    assert "--set-latest" in text
+    assert "for model in mpg image" in text
+
+
+def test_terraform_steps() -> None:
+    init = step("tf-init")["args"]
+    assert "init" in init
+    assert "-backend-config=bucket=${_TF_STATE_BUCKET}" in init
+    assert "-backend-config=prefix=${_TF_STATE_PREFIX}" in init
+    assert {"fmt", "-check"} <= set(step("tf-fmt")["args"])
+    assert "validate" in step("tf-validate")["args"]
+    plan = step("tf-plan")["args"]
+    assert "plan" in plan and "-out=tfplan" in plan
+    assert "-var-file=../build/terraform.tfvars.json" in plan
+    assert "terraform -chdir=terraform apply tfplan" in script("tf-apply")
+    for output in ("predict_mpg_url", "classify_image_url"):
+        assert output in script("tf-apply")
+    assert (REPO_ROOT / "terraform" / "versions.tf").read_text().count('backend "gcs" {}') == 1
+
+
+def test_model_versions_are_pinned_from_substitutions_or_latest() -> None:
+    text = script("tfvars")
+    for name in ("MPG_MODEL_VERSION", "IMAGE_MODEL_VERSION"):
+        assert f"{name}=${{_{name}}}" in step("tfvars")["env"]
+        assert build()["substitutions"][f"_{name}"] == ""
+    assert 'pathlib.Path("model_bucket", model, "LATEST")' in text
+    assert '"/LATEST"' in text and '"gcloud", "storage", "cat"' in text
+
+
+def test_smoke_calls_both_functions_with_an_identity_token_and_the_lesson_requests() -> None:
+    text = script("smoke")
+    assert "print-identity-token" in text and "--audiences=" in text
+    assert '"Authorization": "Bearer "' in text
+    for field, value in LESSON_REQUEST.items():
+        assert re.search(rf'"{field}": {value}\b', text), field
+    assert 'name=\\"image\\"' in text, "the image goes in the multipart field `image`"
+    assert 'mpg.get("mpg")' in text and 'image.get("predictions")' in text
+    assert 'call("predict_mpg"' in text and 'call("classify_image"' in text
+
+
+def test_python_image_runs_the_functions_runtime() -> None:
+    main_tf = (REPO_ROOT / "terraform" / "main.tf").read_text()
+    runtime = re.search(r'runtime\s*=\s*"python(\d)(\d+)"', main_tf)
+    assert runtime
+    tag = build()["substitutions"]["_PYTHON_IMAGE"].split(":")[1]
+    assert tag.startswith(f"{runtime.group(1)}.{runtime.group(2)}."), tag
+
+
+def test_terraform_image_satisfies_required_version() -> None:
+    tag = build()["substitutions"]["_TERRAFORM_IMAGE"].split(":")[1]
+    major, minor = (int(part) for part in tag.split(".")[:2])
+    assert (major, minor) >= (1, 5)

@@ -1,0 +1,494 @@
+"""terraform/*.tf, parsed with python-hcl2, checked against the code it deploys.
+
+No terraform binary is needed: `terraform validate` and `plan` run in Cloud Build. These tests
+hold the contract between Terraform and functions/: entry points, environment variables,
+runtime, the source archive, and the house rules (typed variables, private invocation, IAM on
+resources only, no default service account).
+"""
+
+from __future__ import annotations
+
+import ast
+import functools
+import json
+import re
+import textwrap
+import tomllib
+from pathlib import Path
+from typing import Any
+
+import hcl2
+import pytest
+from packaging.specifiers import SpecifierSet
+
+from modelserve.config import VARIABLES
+from tests.helpers import REPO_ROOT
+
+TF_DIR = REPO_ROOT / "terraform"
+FUNCTIONS_DIR = REPO_ROOT / "functions"
+TF_FILES = sorted(TF_DIR.glob("*.tf"))
+
+# Environment variables Terraform may set that modelserve.config does not read, and who reads them.
+PLATFORM_VARIABLES = {
+    "THREADS": "functions-framework: gunicorn threads per instance (= request concurrency)",
+}
+EXPECTED_SIZING = {
+    # name: (entry point, model, memory, cpu, concurrency)
+    "predict-mpg": ("predict_mpg", "mpg", "256Mi", "1", 8),
+    "classify-image": ("classify_image", "image", "512Mi", "1", 4),
+}
+
+
+# --- reading python-hcl2 8.x output --------------------------------------------------------------
+# Strings keep their quotes ('"zip"'), expressions are wrapped ("${var.x}"), heredocs keep their
+# markers; numbers and booleans are Python values.
+
+
+def unquote(value: Any) -> Any:
+    """The text of an HCL string literal; anything else unchanged."""
+    if not isinstance(value, str):
+        return value
+    if len(value) >= 2 and value.startswith('"') and value.endswith('"'):
+        value = value[1:-1]
+    heredoc = re.fullmatch(r"<<-?(\w+)\n(.*?)\n[ \t]*\1", value, re.DOTALL)
+    if heredoc:
+        return textwrap.dedent(heredoc.group(2))
+    return value
+
+
+def hcl_string(literal: str) -> str:
+    """Decode the escapes of a quoted HCL string found inside an expression."""
+    return json.loads(f'"{literal}"')
+
+
+@functools.cache
+def config() -> dict[str, list[Any]]:
+    """All .tf files merged: block type -> list of blocks."""
+    merged: dict[str, list[Any]] = {}
+    for path in TF_FILES:
+        with path.open() as handle:
+            for key, blocks in hcl2.load(handle).items():
+                if isinstance(blocks, list):
+                    merged.setdefault(key, []).extend(blocks)
+    return merged
+
+
+def labelled(kind: str) -> dict[str, dict[str, Any]]:
+    """Blocks with one label (variable, output): name -> body."""
+    return {unquote(name): body for block in config().get(kind, []) for name, body in block.items()}
+
+
+def typed(kind: str, type_name: str) -> dict[str, dict[str, Any]]:
+    """Blocks with two labels (resource, data) of one type: name -> body."""
+    found: dict[str, dict[str, Any]] = {}
+    for block in config().get(kind, []):
+        for block_type, named in block.items():
+            if unquote(block_type) == type_name:
+                found.update({unquote(name): body for name, body in named.items()})
+    return found
+
+
+def resource_types() -> set[str]:
+    return {unquote(block_type) for block in config().get("resource", []) for block_type in block}
+
+
+def local(name: str) -> Any:
+    for block in config()["locals"]:
+        if name in block:
+            return block[name]
+    raise KeyError(f"local.{name} is not defined")
+
+
+def variables() -> dict[str, dict[str, Any]]:
+    return labelled("variable")
+
+
+def function_defaults() -> dict[str, dict[str, Any]]:
+    default = variables()["functions"]["default"]
+    return {
+        unquote(name): {field: unquote(value) for field, value in entry.items()}
+        for name, entry in default.items()
+    }
+
+
+def function_resource() -> dict[str, Any]:
+    (body,) = typed("resource", "google_cloudfunctions2_function").values()
+    return body
+
+
+def environment_names(mapping: dict[str, Any]) -> set[str]:
+    return {key for key in mapping if not key.startswith("__")}
+
+
+def terraform_environment(function_name: str) -> set[str]:
+    """Names of the environment variables Terraform sets on one function."""
+    entry = function_defaults()[function_name]
+    service = function_resource()["service_config"][0]
+    expression = service["environment_variables"]
+    names = environment_names(local("common_environment"))
+    names |= environment_names(local("model_environment")[entry["model"]])
+    names |= environment_names(entry["environment"])
+    # Literal object keys inside the merge(...) expression, e.g. {THREADS = ...}.
+    names |= set(re.findall(r"[{,]\s*([A-Z][A-Z0-9_]*)\s*=", expression))
+    return names
+
+
+def glob_regex(pattern: str) -> re.Pattern[str]:
+    """The archive provider's doublestar matching: ** spans folders, * and ? do not."""
+    out = ""
+    i = 0
+    while i < len(pattern):
+        if pattern.startswith("**/", i):
+            out, i = out + "(?:.*/)?", i + 3
+        elif pattern.startswith("**", i):
+            out, i = out + ".*", i + 2
+        elif pattern[i] == "*":
+            out, i = out + "[^/]*", i + 1
+        elif pattern[i] == "?":
+            out, i = out + "[^/]", i + 1
+        else:
+            out, i = out + re.escape(pattern[i]), i + 1
+    return re.compile(out)
+
+
+def archived(path: str, excludes: list[str]) -> bool:
+    """Whether a path below functions/ lands in the zip (an excluded folder skips all below it)."""
+    patterns = [glob_regex(pattern) for pattern in excludes]
+    parts = path.split("/")
+    prefixes = ["/".join(parts[: n + 1]) for n in range(len(parts))]
+    return not any(p.fullmatch(prefix) for p in patterns for prefix in prefixes)
+
+
+# --- the files -----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", ["versions.tf", "variables.tf", "main.tf", "outputs.tf"])
+def test_expected_files_exist(name: str) -> None:
+    assert (TF_DIR / name).is_file()
+    assert (TF_DIR / "terraform.tfvars.example").is_file()
+
+
+@pytest.mark.parametrize("path", TF_FILES, ids=lambda path: path.name)
+def test_every_tf_file_parses(path: Path) -> None:
+    with path.open() as handle:
+        assert isinstance(hcl2.load(handle), dict)
+
+
+def test_versions_and_backend() -> None:
+    (block,) = config()["terraform"]
+    assert re.fullmatch(r">=\s*1\.([5-9]|\d\d)(\.\d+)?", unquote(block["required_version"]))
+    providers = block["required_providers"][0]
+    assert unquote(providers["google"]["source"]) == "hashicorp/google"
+    assert re.fullmatch(r"~>\s*\d+\.\d+", unquote(providers["google"]["version"])), (
+        "pin the google provider to one major version range, e.g. ~> 7.0"
+    )
+    assert unquote(providers["archive"]["source"]) == "hashicorp/archive"
+    assert unquote(providers["archive"]["version"])
+    (backend,) = block["backend"]
+    assert [unquote(name) for name in backend] == ["gcs"]
+
+
+# --- variables -----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", sorted(variables()))
+def test_every_variable_is_typed_and_described(name: str) -> None:
+    body = variables()[name]
+    assert body.get("type"), f"variable {name} has no type"
+    assert len(unquote(body.get("description", ""))) >= 10, f"variable {name} has no description"
+
+
+def test_numbers_are_typed_as_numbers() -> None:
+    for name, body in variables().items():
+        default = body.get("default")
+        if isinstance(default, (int, float)) and not isinstance(default, bool):
+            assert body["type"] == "number", f"variable {name}: number default, type not number"
+    function_type = variables()["functions"]["type"]
+    for field in ("max_instance_request_concurrency", "min_instance_count", "max_instance_count",
+                  "timeout_seconds"):
+        assert re.search(rf"\b{field} = number\b", function_type), field
+        for entry in function_defaults().values():
+            assert isinstance(entry[field], int), field
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["project_id", "region", "model_bucket_name", "kms_key_name", "mpg_model_version",
+     "image_model_version", "functions", "invoker_members", "ingress", "log_level", "out_of_range",
+     "cors_origins", "build_service_account_email"],
+)
+def test_listable_values_are_validated(name: str) -> None:
+    assert variables()[name].get("validation"), f"variable {name} has no validation"
+
+
+def test_region_default_is_in_its_validation_list() -> None:
+    region = variables()["region"]
+    (validation,) = region["validation"]
+    assert "contains(" in validation["condition"]
+    assert f'\\"{unquote(region["default"])}\\"' in json.dumps(validation["condition"])
+
+
+def test_function_validations_cover_memory_cpu_instances_and_concurrency() -> None:
+    conditions = [v["condition"] for v in variables()["functions"]["validation"]]
+    assert any('"256Mi"' in c and '"512Mi"' in c and "available_memory" in c for c in conditions)
+    assert any("available_cpu" in c and '"1"' in c and "contains(" in c for c in conditions)
+    assert any("min_instance_count" in c and "max_instance_count" in c for c in conditions)
+    assert any(
+        "max_instance_request_concurrency == 1" in c and "available_cpu" in c and ">= 1" in c
+        for c in conditions
+    ), "concurrency above 1 must require at least one vCPU"
+
+
+def test_default_sizing() -> None:
+    defaults = function_defaults()
+    assert set(defaults) == set(EXPECTED_SIZING)
+    for name, (entry_point, model, memory, cpu, concurrency) in EXPECTED_SIZING.items():
+        entry = defaults[name]
+        assert (entry["entry_point"], entry["model"]) == (entry_point, model)
+        assert (entry["available_memory"], entry["available_cpu"]) == (memory, cpu)
+        assert entry["max_instance_request_concurrency"] == concurrency
+        assert entry["min_instance_count"] == 0
+        assert entry["min_instance_count"] <= entry["max_instance_count"]
+        assert entry["timeout_seconds"] == 60
+        assert entry["max_instance_request_concurrency"] == 1 or float(entry["available_cpu"]) >= 1
+        assert unquote(entry["environment"]["INTERPRETER_POOL_SIZE"]) == "0"
+
+
+def test_ingress_default_is_safe() -> None:
+    ingress = variables()["ingress"]
+    assert unquote(ingress["default"]) in {"ALLOW_INTERNAL_AND_GCLB", "ALLOW_INTERNAL_ONLY"}
+    (validation,) = ingress["validation"]
+    for value in ("ALLOW_INTERNAL_AND_GCLB", "ALLOW_INTERNAL_ONLY", "ALLOW_ALL"):
+        assert value in validation["condition"]
+
+
+# --- the functions and the code they run ---------------------------------------------------------
+
+
+def test_one_function_resource_for_each_over_the_map() -> None:
+    functions = typed("resource", "google_cloudfunctions2_function")
+    assert len(functions) == 1, "deploy every function from one for_each, not copied blocks"
+    body = function_resource()
+    assert body["for_each"] == "${var.functions}"
+    build = body["build_config"][0]
+    assert build["entry_point"] == "${each.value.entry_point}"
+    service = body["service_config"][0]
+    for field in ("available_memory", "available_cpu", "max_instance_request_concurrency",
+                  "min_instance_count", "max_instance_count", "timeout_seconds"):
+        assert service[field] == f"${{each.value.{field}}}", field
+    assert service["ingress_settings"] == "${var.ingress}"
+
+
+def test_entry_points_exist_in_main_py() -> None:
+    main = FUNCTIONS_DIR / "main.py"
+    assert main.is_file(), "functions/main.py (the entry points) is missing"
+    tree = ast.parse(main.read_text(), filename=str(main))
+    defined = {node.name for node in tree.body if isinstance(node, ast.FunctionDef)}
+    for name, entry in function_defaults().items():
+        assert entry["entry_point"] in defined, (
+            f"{name}: entry point {entry['entry_point']} is not a top-level function in main.py"
+        )
+
+
+def test_runtime_matches_the_project_python() -> None:
+    runtime = unquote(local("runtime"))
+    match = re.fullmatch(r"python(\d)(\d+)", runtime)
+    assert match, runtime
+    version = f"{match.group(1)}.{match.group(2)}"
+    assert version == "3.12"
+    assert function_resource()["build_config"][0]["runtime"] == "${local.runtime}"
+    project = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())["project"]
+    assert SpecifierSet(project["requires-python"]).contains(version), (
+        f"requires-python {project['requires-python']} does not allow the runtime {runtime}"
+    )
+    pinned = REPO_ROOT / ".python-version"
+    if pinned.is_file():
+        assert pinned.read_text().strip().startswith(version)
+
+
+def test_every_variable_terraform_sets_is_read() -> None:
+    read = {variable.name for variable in VARIABLES}
+    for name in function_defaults():
+        unknown = terraform_environment(name) - read - set(PLATFORM_VARIABLES)
+        assert not unknown, f"{name}: Terraform sets variables nothing reads: {sorted(unknown)}"
+
+
+def test_every_variable_the_functions_read_is_set_or_has_a_default() -> None:
+    for name, entry in function_defaults().items():
+        set_here = terraform_environment(name)
+        for variable in VARIABLES:
+            assert variable.name in set_here or variable.default is not None, (
+                f"{name}: {variable.name} is neither set by Terraform nor has a default"
+            )
+        # The default model URI points into the source tree's model_bucket/, which is not deployed.
+        own_model = f"{entry['model'].upper()}_MODEL_URI"
+        assert own_model in {variable.name for variable in VARIABLES}
+        assert own_model in set_here, f"{name}: Terraform must set {own_model}"
+
+
+def test_threads_follow_concurrency() -> None:
+    expression = function_resource()["service_config"][0]["environment_variables"]
+    assert re.search(r"THREADS\s*=\s*tostring\(each\.value\.max_instance_request_concurrency\)",
+                     expression)
+
+
+def test_model_uris_pin_version_folders_in_the_model_bucket() -> None:
+    models = local("model_environment")
+    expected = {
+        "mpg": ("MPG_MODEL_URI", "mpg_model_version"),
+        "image": ("IMAGE_MODEL_URI", "image_model_version"),
+    }
+    for model, (variable, version) in expected.items():
+        assert environment_names(models[model]) == {variable}
+        assert unquote(models[model][variable]) == (
+            f"gs://${{google_storage_bucket.models.name}}/{model}/${{var.{version}}}"
+        )
+    expression = function_resource()["service_config"][0]["environment_variables"]
+    assert "local.model_environment[each.value.model]" in expression
+
+
+def test_common_environment() -> None:
+    common = local("common_environment")
+    assert unquote(common["MODEL_CACHE_DIR"]) == "/tmp/model-cache"
+    assert common["LOG_LEVEL"] == "${var.log_level}"
+    assert common["OUT_OF_RANGE"] == "${var.out_of_range}"
+    assert unquote(variables()["out_of_range"]["default"]) == "reject"
+    assert common["GOOGLE_CLOUD_PROJECT"] == "${var.project_id}"
+    assert "var.cors_origins" in common["CORS_ORIGINS"]
+    assert variables()["cors_origins"]["default"] == []
+    assert "local.common_environment" in function_resource()["service_config"][0][
+        "environment_variables"]
+
+
+# --- the source archive --------------------------------------------------------------------------
+
+
+def test_archive_is_functions_without_tests_or_caches() -> None:
+    archive = typed("data", "archive_file")["functions"]
+    assert unquote(archive["source_dir"]).endswith("/../functions")
+    excludes = [unquote(pattern) for pattern in archive["excludes"]]
+    for path in ("__pycache__", "modelserve/__pycache__", "tests", ".pytest_cache",
+                 "__pycache__/main.cpython-312.pyc", "modelserve/__pycache__/config.pyc",
+                 "main.pyc", "tests/test_main.py", "modelserve/tests/conftest.py",
+                 "modelserve/test_config.py", ".pytest_cache/v/cache/nodeids",
+                 ".ruff_cache/content", ".mypy_cache/3.12/main.json", "conftest.py"):
+        assert not archived(path, excludes), f"{path} would be deployed"
+    for path in ("main.py", "requirements.txt", "modelserve/config.py", "modelserve/__init__.py"):
+        assert archived(path, excludes), f"{path} would be missing from the deployment"
+    for file in FUNCTIONS_DIR.rglob("*"):
+        relative = file.relative_to(FUNCTIONS_DIR).as_posix()
+        if file.is_file() and archived(relative, excludes):
+            assert "__pycache__" not in relative and "/tests/" not in f"/{relative}", relative
+
+
+def test_source_object_is_named_by_content_hash() -> None:
+    source = typed("resource", "google_storage_bucket_object")["source"]
+    assert re.search(r"\$\{data\.archive_file\.functions\.output_(sha256|md5|sha|base64sha256)\}",
+                     unquote(source["name"]))
+    assert source["source"] == "${data.archive_file.functions.output_path}"
+    storage = function_resource()["build_config"][0]["source"][0]["storage_source"][0]
+    assert storage["object"] == "${google_storage_bucket_object.source.name}"
+
+
+# --- buckets -------------------------------------------------------------------------------------
+
+
+def test_buckets_are_hardened() -> None:
+    buckets = typed("resource", "google_storage_bucket")
+    assert {"models", "source", "logs"} <= set(buckets)
+    for name, bucket in buckets.items():
+        assert bucket["uniform_bucket_level_access"] is True, name
+        assert unquote(bucket["public_access_prevention"]) == "enforced", name
+        assert bucket["versioning"][0]["enabled"] is True, name
+        assert bucket.get("soft_delete_policy"), name
+        if name != "logs":
+            assert bucket["logging"][0]["log_bucket"] == "${google_storage_bucket.logs.name}", name
+    encryption = buckets["models"]["dynamic"][0]
+    assert [unquote(key) for key in encryption if not key.startswith("__")] == ["encryption"]
+    assert "var.kms_key_name" in encryption['"encryption"']["for_each"]
+    assert variables()["kms_key_name"]["default"] is None
+
+
+# --- identities and access -----------------------------------------------------------------------
+
+
+def test_each_function_has_its_own_service_account_with_read_on_the_model_bucket_only() -> None:
+    accounts = typed("resource", "google_service_account")["function"]
+    assert accounts["for_each"] == "${var.functions}"
+    service = function_resource()["service_config"][0]
+    assert service["service_account_email"] == "${google_service_account.function[each.key].email}"
+    reader = typed("resource", "google_storage_bucket_iam_member")["model_reader"]
+    assert reader["for_each"] == "${var.functions}"
+    assert unquote(reader["role"]) == "roles/storage.objectViewer"
+    assert reader["bucket"] == "${google_storage_bucket.models.name}"
+    assert "google_service_account.function[each.key]" in unquote(reader["member"])
+    grants = [
+        (kind, name)
+        for block in config()["resource"]
+        for kind, named in block.items()
+        for name, body in named.items()
+        if "iam" in unquote(kind) and "google_service_account.function" in json.dumps(body)
+    ]
+    assert [(unquote(kind), unquote(name)) for kind, name in grants] == [
+        ("google_storage_bucket_iam_member", "model_reader")
+    ], "the runtime accounts get objectViewer on the model bucket and nothing else"
+
+
+def test_no_project_level_iam() -> None:
+    project_level = {kind for kind in resource_types()
+                     if re.match(r"google_(project|folder|organization)_iam_", kind)}
+    assert not project_level, f"IAM must be granted on resources, not projects: {project_level}"
+
+
+def test_no_default_compute_service_account() -> None:
+    build = function_resource()["build_config"][0]
+    assert "var.build_service_account_email" in unquote(build["service_account"])
+    (validation,) = variables()["build_service_account_email"]["validation"]
+    pattern = re.search(r'regex\(\\?"((?:[^"\\]|\\.)*?)\\?",', validation["condition"])
+    assert pattern, validation["condition"]
+    accepted = re.compile(hcl_string(pattern.group(1).replace('\\"', '"')))
+    assert accepted.search("fn-builder@my-project.iam.gserviceaccount.com")
+    assert not accepted.search("123456789012-compute@developer.gserviceaccount.com")
+    for path in TF_FILES:
+        for line in path.read_text().splitlines():
+            if "compute@developer.gserviceaccount.com" in line:
+                assert "error_message" in line, f"{path.name}: {line.strip()}"
+
+
+def test_invocation_is_private_by_default() -> None:
+    members = typed("resource", "google_cloud_run_v2_service_iam_member")
+    invoker = members["invoker"]
+    assert unquote(invoker["role"]) == "roles/run.invoker"
+    assert "var.invoker_members" in invoker["for_each"]
+    assert "service_config[0].service" in invoker["name"]
+    assert variables()["invoker_members"]["default"] == []
+    public = members["public"]
+    assert unquote(public["member"]) == "allUsers"
+    assert "var.public_access" in public["for_each"] and "if public" in public["for_each"]
+    defaults = variables()["public_access"]["default"]
+    flags = {unquote(name): value for name, value in defaults.items()}
+    assert set(flags) == set(function_defaults())
+    assert all(value is False for value in flags.values()), "public invocation must default to off"
+    for path in TF_FILES:
+        text = path.read_text()
+        assert text.count('"allUsers"') == (1 if path.name == "iam.tf" else 0), path.name
+        assert "allAuthenticatedUsers" not in text, path.name
+
+
+def test_required_apis_stay_enabled_on_destroy() -> None:
+    services = typed("resource", "google_project_service")["enabled"]
+    assert services["disable_on_destroy"] is False
+    enabled = {unquote(service) for service in local("services")}
+    assert {"cloudfunctions.googleapis.com", "run.googleapis.com", "cloudbuild.googleapis.com",
+            "artifactregistry.googleapis.com", "storage.googleapis.com"} <= enabled
+
+
+def test_outputs() -> None:
+    outputs = labelled("output")
+    for name in ("function_urls", "predict_mpg_url", "classify_image_url", "model_bucket",
+                 "source_bucket", "log_bucket"):
+        assert name in outputs, name
+        assert unquote(outputs[name].get("description", "")), name
+    for name in ("predict_mpg_url", "classify_image_url"):
+        key = name.removesuffix("_url").replace("_", "-")
+        assert f'this[\\"{key}\\"]' in json.dumps(outputs[name]["value"]), name
