@@ -11,7 +11,7 @@ MPG_PORT ?= 8080
 IMAGE_PORT ?= 8081
 FUNCTION := $(BIN)/functions-framework --source functions/main.py --host $(HOST)
 
-.PHONY: install serve test lint models bench clean
+.PHONY: install serve test lint models bench checkov clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -55,5 +55,9 @@ models: $(DEV_STAMP)
 		$(BIN)/python -m train.image keras --weights imagenet; \
 	fi
 
+# Checkov runs from its own virtual environment: its pins clash with pytest's.
+checkov:
+	scripts/checkov.sh
+
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache
+	rm -rf $(VENV) .venv-checkov .pytest_cache .ruff_cache

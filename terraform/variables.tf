@@ -143,7 +143,7 @@ variable "functions" {
       max_instance_count               = 10
       timeout_seconds                  = 60
       environment = {
-        INTERPRETER_POOL_SIZE = "0" # one LiteRT interpreter per CPU
+        INTERPRETER_POOL_SIZE = "1" # one LiteRT interpreter per vCPU (available_cpu)
       }
     }
     "classify-image" = {
@@ -156,7 +156,7 @@ variable "functions" {
       max_instance_count               = 10
       timeout_seconds                  = 60
       environment = {
-        INTERPRETER_POOL_SIZE = "0" # one LiteRT interpreter per CPU
+        INTERPRETER_POOL_SIZE = "1" # one LiteRT interpreter per vCPU (available_cpu)
       }
     }
   }

@@ -163,7 +163,15 @@ def _pool_size(value: str) -> int:
     number = int(value)
     if number < 0:
         raise ValueError(value)
-    return number or (os.cpu_count() or 1)
+    return number or usable_cpus()
+
+
+def usable_cpus() -> int:
+    """CPUs this process may run on (its affinity mask), not all the host's."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):  # not Linux
+        return os.cpu_count() or 1
 
 
 def _choice(allowed: tuple[str, ...], upper: bool = False) -> Callable[[str], str]:

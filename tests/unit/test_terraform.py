@@ -251,7 +251,9 @@ def test_default_sizing() -> None:
         assert entry["min_instance_count"] <= entry["max_instance_count"]
         assert entry["timeout_seconds"] == 60
         assert entry["max_instance_request_concurrency"] == 1 or float(entry["available_cpu"]) >= 1
-        assert unquote(entry["environment"]["INTERPRETER_POOL_SIZE"]) == "0"
+        # One interpreter per vCPU the instance gets: os.cpu_count() there sees the host's CPUs.
+        pool_size = unquote(entry["environment"]["INTERPRETER_POOL_SIZE"])
+        assert pool_size == unquote(entry["available_cpu"])
 
 
 def test_ingress_default_is_safe() -> None:
