@@ -21,6 +21,7 @@ from .http import (
 )
 from .logs import get_logger, trace_fields
 from .manifest import Manifest
+from .pages import page_response, wants_html
 from .runtime import LazyModel
 
 M = TypeVar("M", bound="LoadedModel")
@@ -46,6 +47,7 @@ class Task(Protocol[M]):
 
     function_name: str
     title: str
+    page: str  # the demo page in static/, answered on GET / to clients that prefer HTML
 
     def extra_files(self, manifest: Manifest) -> tuple[str, ...]:
         """Files beyond the model file that must be fetched and verified."""
@@ -105,7 +107,9 @@ class Endpoint(Generic[M]):
             return json_response(rid, self.task.openapi(self.model.get(), self.settings))
         if method == "POST":
             return json_response(rid, self.task.answer(request, self.model, self.settings))
-        return json_response(rid, self._metadata())
+        if wants_html(request):
+            return page_response(self.task.page, rid)
+        return json_response(rid, self._metadata(), headers={"Vary": "Accept"})
 
     def _metadata(self) -> dict[str, Any]:
         try:

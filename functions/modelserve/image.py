@@ -94,6 +94,7 @@ class ImageTask:
 
     function_name = "classify_image"
     title = "ImageNet image classifier"
+    page = "image.html"
 
     def extra_files(self, manifest: Manifest) -> tuple[str, ...]:
         label_file = manifest.output.get("label_file")

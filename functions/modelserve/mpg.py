@@ -52,6 +52,7 @@ class MpgTask:
 
     function_name = "predict_mpg"
     title = "Auto MPG: predicted fuel economy"
+    page = "mpg.html"
 
     def extra_files(self, manifest: Manifest) -> tuple[str, ...]:
         return ()
