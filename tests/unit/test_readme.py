@@ -1,0 +1,19 @@
+"""The README shows the two commands and documents every environment variable the code reads."""
+
+from __future__ import annotations
+
+from modelserve.config import VARIABLES
+from tests.helpers import REPO_ROOT
+
+README = (REPO_ROOT / "README.md").read_text()
+
+
+def test_readme_opens_with_the_two_commands() -> None:
+    opening = README[: README.index("## ")]
+    assert "make serve" in opening and "make test" in opening
+
+
+def test_every_variable_is_in_the_configuration_table() -> None:
+    table = README[README.index("## Configuration"):README.index("## API")]
+    missing = [v.name for v in VARIABLES if f"| `{v.name}` |" not in table]
+    assert missing == []
