@@ -12,7 +12,7 @@ from .artifacts import ModelArtifacts, fetch_version
 from .config import Settings
 from .errors import AppError, MethodNotAllowed, NotFound
 from .http import (
-    cors_headers,
+    add_cors,
     error_response,
     escape_for_message,
     json_response,
@@ -86,7 +86,7 @@ class Endpoint(Generic[M]):
             get_logger().exception("unhandled error", extra={"fields": {"request_id": rid}})
             response = error_response(rid, AppError("internal", "Internal error; see the logs."))
             response.status_code = 500
-        response.headers.update(cors_headers(request, self.settings.cors_origins))
+        add_cors(response, request, self.settings.cors_origins)
         self._log_request(request, rid, response.status_code, started)
         return response
 

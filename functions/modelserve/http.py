@@ -116,8 +116,16 @@ def cors_headers(request: flask.Request, allowed_origins: tuple[str, ...]) -> di
     if "*" in allowed_origins:
         return {"Access-Control-Allow-Origin": "*"}
     if origin in allowed_origins:
-        return {"Access-Control-Allow-Origin": origin, "Vary": "Origin"}
+        return {"Access-Control-Allow-Origin": origin}
     return {}
+
+
+def add_cors(response: flask.Response, request: flask.Request,
+             allowed_origins: tuple[str, ...]) -> None:
+    """Add CORS headers for an allowed origin; `Vary: Origin` joins any Vary already set."""
+    response.headers.update(cors_headers(request, allowed_origins))
+    if allowed_origins and "*" not in allowed_origins:
+        response.vary.add("Origin")  # the answer differs by origin, for caches
 
 
 def preflight_headers(request: flask.Request, allowed_origins: tuple[str, ...]) -> dict[str, str]:
