@@ -15,7 +15,7 @@ import json
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -154,6 +154,34 @@ def publish_version(staging: Path, model_root: Path, version: str) -> Path:
         raise
     _fsync_dir(Path(model_root))
     return target
+
+
+PUBLISH_ATTEMPTS = 3
+
+
+def publish_staged(
+    staging: Path,
+    model_root: Path,
+    build_manifest: Callable[[str, datetime], Mapping[str, Any]],
+) -> tuple[Path, dict[str, Any]]:
+    """Write the manifest for a free version name, publish the staged folder, move LATEST.
+
+    `build_manifest(version, now)` gives the manifest without `files`. If another export takes
+    the same second meanwhile, it tries the next free name (PUBLISH_ATTEMPTS times).
+    Returns (version folder, manifest as written).
+    """
+    for attempt in range(1, PUBLISH_ATTEMPTS + 1):
+        now = datetime.now(UTC)
+        version = next_version(model_root, now)
+        manifest = write_manifest(staging, build_manifest(version, now))
+        try:
+            folder = publish_version(staging, model_root, version)
+            break
+        except VersionExistsError:
+            if attempt == PUBLISH_ATTEMPTS:
+                raise
+    update_latest(model_root, version)
+    return folder, manifest
 
 
 def update_latest(model_root: Path, version: str) -> Path:

@@ -40,7 +40,6 @@ ACTIVATION_NONE = "none"
 ACTIVATION_SOFTMAX = "softmax"
 GREY_PIXEL = 128  # the test input for the activation check
 PROBABILITY_SUM_TOLERANCE = 1e-3
-PUBLISH_ATTEMPTS = 3
 Progress = Callable[[str], None]
 
 
@@ -297,18 +296,9 @@ def write_version(bucket_root: Path, name: str, tflite: Path,
                                           encoding="utf-8", newline="\n")
         for path in (staging / MODEL_FILE, staging / LABEL_FILE):
             path.chmod(bucket.FILE_MODE)
-        for attempt in range(1, PUBLISH_ATTEMPTS + 1):
-            now = datetime.now(UTC)
-            version = bucket.next_version(model_root, now)
-            manifest = bucket.write_manifest(staging, build_manifest(name, version, now, content))
-            try:
-                folder = bucket.publish_version(staging, model_root, version)
-                break
-            except bucket.VersionExistsError:
-                if attempt == PUBLISH_ATTEMPTS:
-                    raise
-    bucket.update_latest(model_root, version)
-    return folder, manifest
+        return bucket.publish_staged(
+            staging, model_root, lambda version, now: build_manifest(name, version, now, content)
+        )
 
 
 def import_classifier(

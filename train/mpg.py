@@ -37,7 +37,6 @@ MODEL_TFLITE = "model.tflite"
 METRICS_FILE = "metrics.json"
 LOSS_CURVE_FILE = "loss_curve.png"
 PREDICTED_FILE = "predicted_vs_actual.png"
-PUBLISH_ATTEMPTS = 3
 EXIT_PARITY = 1
 EXIT_BAD_DATA = 2
 OUTPUT = {"name": "mpg", "type": "number", "unit": "miles per gallon"}
@@ -208,20 +207,10 @@ def export(
     model_root = args.bucket / args.name
     with bucket.staging_folder(model_root) as staging:
         metrics = write_artifacts(staging, model, data, result, seconds)
-        for attempt in range(1, PUBLISH_ATTEMPTS + 1):
-            now = datetime.now(UTC)
-            version = bucket.next_version(model_root, now)
-            manifest = bucket.write_manifest(
-                staging, build_manifest(args, data, result, metrics, version, now)
-            )
-            try:
-                folder = bucket.publish_version(staging, model_root, version)
-                break
-            except bucket.VersionExistsError:
-                if attempt == PUBLISH_ATTEMPTS:
-                    raise
-    bucket.update_latest(model_root, version)
-    return folder, manifest
+        return bucket.publish_staged(
+            staging, model_root,
+            lambda version, now: build_manifest(args, data, result, metrics, version, now),
+        )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
