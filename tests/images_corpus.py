@@ -67,3 +67,114 @@ HEADERS_OF_REFUSED_FORMATS = {
     "tiff": b"II*\x00\x08\x00\x00\x00" + b"\x00" * 64,
     "psd": b"8BPS\x00\x01" + b"\x00" * 64,
 }
+
+
+# --- Hostile inputs for tests/integration/test_hostile_images.py -------------------------------
+
+def cut_end(data: bytes, removed: int) -> bytes:
+    """The file without its last `removed` bytes (an upload that stopped early)."""
+    return data[:-removed]
+
+
+def flip_middle(data: bytes, count: int = 32) -> bytes:
+    """The file with `count` bytes in the middle inverted (corruption in transit or on disk)."""
+    middle = len(data) // 2
+    flipped = bytes(b ^ 0xFF for b in data[middle: middle + count])
+    return data[:middle] + flipped + data[middle + count:]
+
+
+def _png_chunk(kind: bytes, data: bytes) -> bytes:
+    body = kind + data
+    return struct.pack(">I", len(data)) + body + struct.pack(">I", zlib.crc32(body))
+
+
+PNG_GREY, PNG_RGB, PNG_RGBA = 0, 2, 6
+_PNG_CHANNELS = {PNG_GREY: 1, PNG_RGB: 3, PNG_RGBA: 4}
+
+
+def png_raw(width: int, height: int, bit_depth: int, color_type: int,
+            extra_chunks: tuple[tuple[bytes, bytes], ...] = ()) -> bytes:
+    """A valid PNG of any bit depth Pillow cannot write (16-bit RGB, RGBA), with a gradient.
+
+    Rows are compressed one at a time, so a large image costs little memory to make; the
+    file is tiny when the image is large (a legal decompression bomb below the pixel limit).
+    """
+    bytes_per_sample = bit_depth // 8
+    row_bytes = width * _PNG_CHANNELS[color_type] * bytes_per_sample
+    compressor = zlib.compressobj(9)
+    parts = []
+    for y in range(height):
+        value = (y * 255 // max(height - 1, 1)).to_bytes(1, "big") * bytes_per_sample
+        parts.append(compressor.compress(b"\x00" + value * (row_bytes // bytes_per_sample)))
+    parts.append(compressor.flush())
+    header = struct.pack(">IIBBBBB", width, height, bit_depth, color_type, 0, 0, 0)
+    chunks = [_png_chunk(b"IHDR", header), *(_png_chunk(k, d) for k, d in extra_chunks),
+              _png_chunk(b"IDAT", b"".join(parts)), _png_chunk(b"IEND", b"")]
+    return b"\x89PNG\r\n\x1a\n" + b"".join(chunks)
+
+
+def png_with_text_bomb(megabytes: int = 64) -> bytes:
+    """A 16 x 16 PNG carrying a zTXt chunk that inflates to `megabytes` MB of text."""
+    text = zlib.compress(b"A" * (megabytes * 1024 * 1024), 9)
+    return png_raw(16, 16, 8, PNG_GREY, ((b"zTXt", b"comment\x00\x00" + text),))
+
+
+def jpeg_declaring(width: int, height: int) -> bytes:
+    """A small real JPEG whose frame header (SOF0) is patched to declare width x height."""
+    data = bytearray(encode(Image.new("RGB", (16, 16), (200, 30, 30)), "JPEG"))
+    sof = data.index(b"\xff\xc0")
+    data[sof + 5: sof + 9] = struct.pack(">HH", height, width)
+    return bytes(data)
+
+
+def bmp_declaring(width: int, height: int) -> bytes:
+    """A BMP header declaring width x height at 24 bits, followed by almost no pixel data."""
+    info = struct.pack("<IiiHHIIiiII", 40, width, height, 1, 24, 0, 0, 2835, 2835, 0, 0)
+    pixels = b"\x00" * 64
+    size = 14 + len(info) + len(pixels)
+    return b"BM" + struct.pack("<IHHI", size, 0, 0, 14 + len(info)) + info + pixels
+
+
+def webp_declaring(width: int, height: int) -> bytes:
+    """A lossless WebP whose VP8L header is patched to declare width x height (max 16384)."""
+    data = bytearray(encode(Image.new("RGB", (16, 16), (30, 200, 30)), "WEBP", lossless=True))
+    vp8l = data.index(b"VP8L") + 8  # chunk header: fourcc, size; then the 0x2f signature
+    bits = int.from_bytes(data[vp8l + 1: vp8l + 5], "little")
+    bits = (bits & ~0x0FFFFFFF) | (width - 1) | ((height - 1) << 14)
+    data[vp8l + 1: vp8l + 5] = bits.to_bytes(4, "little")
+    return bytes(data)
+
+
+def many_frame_gif(frames: int = 500, size: tuple[int, int] = (64, 64)) -> bytes:
+    """An animated GIF of `frames` different frames."""
+    images = [Image.new("P", size, i % 256) for i in range(frames)]
+    for image in images:
+        image.putpalette([c for i in range(256) for c in (i, 255 - i, (i * 7) % 256)])
+    return encode(images[0], "GIF", save_all=True, append_images=images[1:], duration=20,
+                  loop=0, optimize=False)
+
+
+def wide_grey_png(width: int, height: int) -> bytes:
+    """A 16-bit greyscale PNG (mode I;16) with a horizontal gradient."""
+    row = [x * 65535 // max(width - 1, 1) for x in range(width)]
+    data = b"".join(v.to_bytes(2, "little") for v in row) * height
+    return encode(Image.frombytes("I;16", (width, height), data), "PNG")
+
+
+NOT_IMAGES = {
+    "svg": b'<svg xmlns="http://www.w3.org/2000/svg" width="10" height="10"><script>alert(1)'
+           b"</script></svg>",
+    "html": b"<!DOCTYPE html><html><body><img src=x onerror=alert(1)></body></html>",
+    "zip": b"PK\x03\x04\x14\x00\x00\x00\x08\x00" + b"\x00" * 64,
+    "elf": b"\x7fELF\x02\x01\x01\x00" + b"\x00" * 64,
+    "json": b'{"image": "cat.jpg"}',
+    "heic": b"\x00\x00\x00\x18ftypheic\x00\x00\x00\x00mif1heic" + b"\x00" * 64,
+    "only_jpeg_magic": b"\xff\xd8\xff",
+    "only_png_magic": b"\x89PNG\r\n\x1a\n",
+    "riff_not_webp": b"RIFF\x24\x00\x00\x00WAVEfmt " + b"\x00" * 64,
+}
+MORE_REFUSED_HEADERS = {
+    "ico": b"\x00\x00\x01\x00\x01\x00\x10\x10\x00\x00\x01\x00\x20\x00" + b"\x00" * 64,
+    "jpeg2000": b"\x00\x00\x00\x0cjP  \r\n\x87\n" + b"\x00" * 64,
+    "tiff_big_endian": b"MM\x00*\x00\x00\x00\x08" + b"\x00" * 64,
+}

@@ -11,6 +11,7 @@ OPENAPI_VERSION = "3.1.0"
 _ERROR_STATUSES = {
     "400": "The request is malformed or a value is invalid; every problem is listed.",
     "405": "The method is not allowed on this path.",
+    "408": "The body did not arrive within BODY_READ_TIMEOUT_SECONDS.",
     "413": "The body (or the image's pixel count) is larger than the limit.",
     "415": "The content type or image format is not supported.",
     "503": "The model is not available yet; retry after Retry-After seconds.",
@@ -52,9 +53,17 @@ def _json(schema: dict[str, Any], description: str) -> dict[str, Any]:
     }
 
 
+def _with_html(response: dict[str, Any]) -> dict[str, Any]:
+    response["content"]["text/html"] = {"schema": {"type": "string"}}
+    return response
+
+
 def _errors(statuses: tuple[str, ...]) -> dict[str, Any]:
     error = {"$ref": "#/components/schemas/Error"}
-    return {status: _json(error, _ERROR_STATUSES[status]) for status in statuses}
+    responses = {status: _json(error, _ERROR_STATUSES[status]) for status in statuses}
+    if "503" in responses:
+        responses["503"]["headers"]["Retry-After"] = {"schema": {"type": "string"}}
+    return responses
 
 
 def build_document(
@@ -78,13 +87,14 @@ def build_document(
                     "requestBody": request_body,
                     "responses": {
                         "200": _json(success_schema, "The model's answer."),
-                        **_errors(("400", "413", "415", "503")),
+                        **_errors(("400", "408", "413", "415", "503")),
                     },
                 },
                 "get": {
                     "operationId": "metadata",
                     "summary": "Model, version, sha256, load state and input schema.",
-                    "responses": {"200": _json(get_ok, "Metadata.")},
+                    "responses": {"200": _with_html(_json(get_ok, "Metadata; a demo page "
+                                                          "to clients that prefer HTML."))},
                 },
             },
             "/openapi.json": {

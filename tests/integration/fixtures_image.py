@@ -1,0 +1,65 @@
+"""classify_image servers for the hardening tests, on the shared ImageNet model.
+
+The model is imported into a private bucket with train.image.import_classifier, exactly as
+`make models` does; tests that need it skip (with `requires_imagenet`) when IMAGENET_TFLITE
+and SHARED_IMAGES are unset.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from tests.helpers import FunctionServer
+
+IMAGENET_SKIP_REASON = (
+    "IMAGENET_TFLITE and SHARED_IMAGES name the shared model and photos (.ci/run sets them)"
+)
+requires_imagenet = pytest.mark.skipif(
+    not (os.environ.get("IMAGENET_TFLITE") and os.environ.get("SHARED_IMAGES")),
+    reason=IMAGENET_SKIP_REASON,
+)
+IMAGE_MODEL_NAME = "image"
+
+
+def import_imagenet_bucket(bucket: Path) -> Path:
+    """Import the shared ImageNet classifier into `bucket`; the model root (`bucket/image`)."""
+    from train.image import import_classifier
+
+    tflite = Path(os.environ["IMAGENET_TFLITE"])
+    import_classifier(tflite, tflite.parent / "imagenet_labels.txt", bucket)
+    return bucket / IMAGE_MODEL_NAME
+
+
+def image_server_env(folder: Path, **extra: str) -> dict[str, str]:
+    """Environment of a classify_image process whose bucket and cache live under `folder`."""
+    root = folder / "bucket" / IMAGE_MODEL_NAME
+    if not (root / "LATEST").is_file():
+        import_imagenet_bucket(folder / "bucket")
+    return {"IMAGE_MODEL_URI": str(root), "MODEL_CACHE_DIR": str(folder / "cache"), **extra}
+
+
+def start_image_server(folder: Path, **extra: str) -> FunctionServer:
+    """A classify_image process on the shared model; its log is folder/server.log."""
+    folder.mkdir(parents=True, exist_ok=True)
+    return FunctionServer("classify_image", image_server_env(folder, **extra),
+                          folder / "server.log")
+
+
+def shared_photo(name: str) -> bytes:
+    """One of the shared photos (cat.bmp, bird.bmp, ...), as bytes."""
+    return (Path(os.environ["SHARED_IMAGES"]) / name).read_bytes()
+
+
+def shared_jpeg(name: str, size: tuple[int, int] | None = None) -> bytes:
+    """A shared photo re-encoded as JPEG (optionally resized): a small, realistic upload."""
+    image = Image.open(io.BytesIO(shared_photo(name))).convert("RGB")
+    if size is not None:
+        image = image.resize(size)
+    buffer = io.BytesIO()
+    image.save(buffer, "JPEG", quality=90)
+    return buffer.getvalue()
