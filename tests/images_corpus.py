@@ -168,12 +168,13 @@ NOT_IMAGES = {
     "zip": b"PK\x03\x04\x14\x00\x00\x00\x08\x00" + b"\x00" * 64,
     "elf": b"\x7fELF\x02\x01\x01\x00" + b"\x00" * 64,
     "json": b'{"image": "cat.jpg"}',
-    "heic": b"\x00\x00\x00\x18ftypheic\x00\x00\x00\x00mif1heic" + b"\x00" * 64,
     "only_jpeg_magic": b"\xff\xd8\xff",
     "only_png_magic": b"\x89PNG\r\n\x1a\n",
     "riff_not_webp": b"RIFF\x24\x00\x00\x00WAVEfmt " + b"\x00" * 64,
 }
 MORE_REFUSED_HEADERS = {
+    "heic": b"\x00\x00\x00\x18ftypheic\x00\x00\x00\x00mif1heic" + b"\x00" * 64,
+    "avif": b"\x00\x00\x00\x1cftypavif\x00\x00\x00\x00avifmif1miaf" + b"\x00" * 64,
     "ico": b"\x00\x00\x01\x00\x01\x00\x10\x10\x00\x00\x01\x00\x20\x00" + b"\x00" * 64,
     "jpeg2000": b"\x00\x00\x00\x0cjP  \r\n\x87\n" + b"\x00" * 64,
     "tiff_big_endian": b"MM\x00*\x00\x00\x00\x08" + b"\x00" * 64,

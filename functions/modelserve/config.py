@@ -51,7 +51,8 @@ VARIABLES: tuple[Variable, ...] = (
     Variable(
         "MAX_IMAGE_BYTES", "10485760", "largest upload accepted by classify_image (413 above)"
     ),
-    Variable("MAX_IMAGE_PIXELS", "25000000", "most pixels (width x height) an upload may declare"),
+    Variable("MAX_IMAGE_PIXELS", "12000000",
+             "most pixels an upload may decode to (JPEG: after scaled decoding); 413 above"),
     Variable(
         "BODY_READ_TIMEOUT_SECONDS",
         "10",

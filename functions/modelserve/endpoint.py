@@ -13,6 +13,7 @@ from .config import Settings
 from .errors import AppError, MethodNotAllowed, NotFound
 from .http import (
     add_cors,
+    document_response,
     error_response,
     escape_for_message,
     json_response,
@@ -104,7 +105,8 @@ class Endpoint(Generic[M]):
         if path == "/healthz":
             return json_response(rid, {"status": "ok", "model": self.model.state})
         if path == "/openapi.json":
-            return json_response(rid, self.task.openapi(self.model.get(), self.settings))
+            # An OpenAPI document may not carry an `id` at its root: the header has it.
+            return document_response(rid, self.task.openapi(self.model.get(), self.settings))
         if method == "POST":
             return json_response(rid, self.task.answer(request, self.model, self.settings))
         if wants_html(request):

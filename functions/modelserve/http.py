@@ -33,7 +33,14 @@ def json_response(
     request_id: str, body: dict[str, Any], status: int = 200, headers: dict[str, str] | None = None
 ) -> flask.Response:
     """A JSON response whose body starts with the request id, echoed in X-Request-Id."""
-    payload = json.dumps({"id": request_id, **body}, separators=(",", ":"), allow_nan=False)
+    return document_response(request_id, {"id": request_id, **body}, status, headers)
+
+
+def document_response(
+    request_id: str, body: dict[str, Any], status: int = 200, headers: dict[str, str] | None = None
+) -> flask.Response:
+    """A JSON document exactly as given (no `id` key), the request id in X-Request-Id only."""
+    payload = json.dumps(body, separators=(",", ":"), allow_nan=False)
     response = flask.Response(payload, status=status, mimetype="application/json")
     response.headers[REQUEST_ID_HEADER] = request_id
     if headers:

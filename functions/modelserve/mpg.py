@@ -18,7 +18,14 @@ from .jsonbody import parse_json
 from .manifest import Manifest
 from .openapi import build_document
 from .runtime import InterpreterPool, LazyModel
-from .schema import Checked, TabularSchema, check_record, schema_from_manifest
+from .schema import (
+    MAX_PROBLEMS,
+    Checked,
+    TabularSchema,
+    check_record,
+    schema_from_manifest,
+    unexpected_field,
+)
 
 BATCH_KEY = "instances"
 MPG_DECIMALS = 3
@@ -135,9 +142,7 @@ class MpgTask:
 
 
 def _predict_batch(body: dict[str, Any], model: MpgModel, settings: Settings) -> list[dict]:
-    extra = [
-        Problem(key, "unexpected", f"Unexpected field: {key}.") for key in body if key != BATCH_KEY
-    ]
+    extra = [unexpected_field(key) for key in body if key != BATCH_KEY][:MAX_PROBLEMS]
     instances = body[BATCH_KEY]
     if not isinstance(instances, list) or not instances:
         extra.append(

@@ -12,6 +12,10 @@ from .http import escape_for_message
 
 INTEGER = "integer"
 NUMBER = "number"
+# Answers stay small whatever the request: a record lists at most its own fields' problems
+# plus this many unexpected fields; MAX_PROBLEMS bounds any other list of problems.
+MAX_UNEXPECTED_LISTED = 10
+MAX_PROBLEMS = 20
 
 
 @dataclass(frozen=True)
@@ -122,11 +126,19 @@ def check_record(record: Any, schema: TabularSchema, out_of_range: str = "reject
             values.append(value)
         else:
             problems.append(problem)
-    for name in record:
-        if name not in schema.name_set:
-            shown = escape_for_message(name)
-            problems.append(Problem(shown, "unexpected", f"Unexpected field: {shown}."))
+    unexpected = [name for name in record if name not in schema.name_set]
+    problems.extend(unexpected_field(name) for name in unexpected[:MAX_UNEXPECTED_LISTED])
+    if len(unexpected) > MAX_UNEXPECTED_LISTED:
+        hidden = len(unexpected) - MAX_UNEXPECTED_LISTED
+        problems.append(Problem(None, "too_many_problems",
+                                f"And {hidden} more unexpected fields not listed."))
     return Checked(None if problems else values, problems, warnings)
+
+
+def unexpected_field(name: str) -> Problem:
+    """The lesson's message for a field the schema does not have (the name bounded, escaped)."""
+    shown = escape_for_message(name)
+    return Problem(shown, "unexpected", f"Unexpected field: {shown}.")
 
 
 def _check_value(feature: Feature, value: Any) -> tuple[float, Problem | None]:

@@ -118,8 +118,10 @@ def test_get_endpoints(mpg_server: FunctionServer) -> None:
     assert meta["state"] == "loaded"
     assert len(meta["model"]["sha256"]) == 64
     assert [f["name"] for f in meta["input"]["features"]] == list(LESSON_REQUEST)
-    spec = requests.get(mpg_server.url + "/openapi.json", timeout=TIMEOUT).json()
+    answer = requests.get(mpg_server.url + "/openapi.json", timeout=TIMEOUT)
+    spec = answer.json()
     assert spec["openapi"] == "3.1.0"
+    assert "id" not in spec and answer.headers["X-Request-Id"]  # a valid OpenAPI root
     record = spec["paths"]["/"]["post"]["requestBody"]["content"]["application/json"]
     weight = record["schema"]["oneOf"][0]["properties"]["weight"]
     assert (weight["minimum"], weight["maximum"]) == (1613, 5140)
