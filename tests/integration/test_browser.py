@@ -66,20 +66,6 @@ def page(browser: BrowserContext) -> Iterator[Page]:
     assert problems == []
 
 
-@pytest.fixture(scope="module")
-def image_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FunctionServer]:
-    """classify_image on the shared ImageNet model, imported into a private bucket."""
-    from train.image_import import import_classifier
-
-    folder = tmp_path_factory.mktemp("image-server")
-    tflite = Path(os.environ["IMAGENET_TFLITE"])
-    import_classifier(tflite, tflite.parent / "imagenet_labels.txt", folder / "bucket")
-    env = {"IMAGE_MODEL_URI": str(folder / "bucket" / "image"),
-           "MODEL_CACHE_DIR": str(folder / "cache")}
-    with FunctionServer("classify_image", env, folder / "server.log") as server:
-        yield server
-
-
 def screenshot(tab: Page, name: str) -> None:
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     tab.screenshot(path=SCREENSHOTS / f"{name}.png", full_page=True)

@@ -3,10 +3,7 @@
 from __future__ import annotations
 
 import io
-import os
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
 import pytest
 import requests
@@ -22,6 +19,7 @@ from tests.images_corpus import (
     rgba_png,
     sideways_jpeg,
 )
+from tests.integration.fixtures_image import requires_imagenet, shared_photo
 
 TIMEOUT = 20
 NO_IMAGE = "No posted image. Should be attribute named image."
@@ -35,31 +33,12 @@ EXPECTED_TOP1 = {  # from ../shared/README.md
 }
 BOMB_RSS_BUDGET_MB = 250
 
-pytestmark = pytest.mark.skipif(
-    not (os.environ.get("IMAGENET_TFLITE") and os.environ.get("SHARED_IMAGES")),
-    reason="IMAGENET_TFLITE and SHARED_IMAGES name the shared model and photos (.ci/run sets them)",
-)
-
-
-def photo(name: str) -> bytes:
-    return (Path(os.environ["SHARED_IMAGES"]) / name).read_bytes()
+pytestmark = requires_imagenet
+photo = shared_photo
 
 
 def cat() -> Image.Image:
     return Image.open(io.BytesIO(photo("cat.bmp"))).convert("RGB")
-
-
-@pytest.fixture(scope="module")
-def image_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FunctionServer]:
-    from train.image import import_classifier
-
-    folder = tmp_path_factory.mktemp("image-server")
-    tflite = Path(os.environ["IMAGENET_TFLITE"])
-    import_classifier(tflite, tflite.parent / "imagenet_labels.txt", folder / "bucket")
-    env = {"IMAGE_MODEL_URI": str(folder / "bucket" / "image"),
-           "MODEL_CACHE_DIR": str(folder / "cache"), "MAX_IMAGE_BYTES": str(2 * 1024 * 1024)}
-    with FunctionServer("classify_image", env, folder / "server.log") as server:
-        yield server
 
 
 def upload(server: FunctionServer, data: bytes, filename: str = "photo.jpg",
@@ -200,7 +179,7 @@ def test_bad_uploads_get_the_right_error(image_server: FunctionServer, case: str
         "truncated_png": lambda: upload(image_server, png[: len(png) // 2], "x.png"),
         "png_bomb": lambda: upload(image_server, png_declaring(30000, 30000), "bomb.png"),
         "gif_bomb": lambda: upload(image_server, gif_declaring(65535, 65535), "bomb.gif"),
-        "too_many_bytes": lambda: upload(image_server, b"\xff\xd8\xff" + b"0" * 3_000_000),
+        "too_many_bytes": lambda: upload(image_server, b"\xff\xd8\xff" + b"0" * 11_000_000),
         "text_body": lambda: requests.post(url, data=b"hi", headers={"Content-Type": "text/plain"},
                                            timeout=TIMEOUT),
         "top_k_zero": lambda: upload(image_server, jpeg, query="?top_k=0"),

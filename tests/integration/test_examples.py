@@ -38,16 +38,6 @@ def requests_in(items: list[dict[str, Any]]) -> Iterator[dict[str, Any]]:
             yield item
 
 
-@pytest.fixture(scope="module")
-def unloaded_image_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FunctionServer]:
-    """classify_image whose bucket is empty: every POST answers 503 with Retry-After."""
-    folder = tmp_path_factory.mktemp("image-no-model")
-    env = {"IMAGE_MODEL_URI": str(folder / "bucket" / "image"),
-           "MODEL_CACHE_DIR": str(folder / "cache")}
-    with FunctionServer("classify_image", env, folder / "server.log") as server:
-        yield server
-
-
 def test_client_prints_the_lesson_cars_mpg(mpg_server: FunctionServer) -> None:
     result = run_client("--mpg-url", mpg_server.url)
     assert result.returncode == 0, result.stdout + result.stderr

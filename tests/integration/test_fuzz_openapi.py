@@ -17,14 +17,13 @@ import os
 import subprocess
 import sys
 from collections import Counter
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
 
 from tests.helpers import REPO_ROOT, FunctionServer
-from tests.integration.fixtures_image import requires_imagenet, shared_jpeg, start_image_server
+from tests.integration.fixtures_image import requires_imagenet, shared_jpeg
 
 pytestmark = pytest.mark.slow
 
@@ -171,12 +170,6 @@ def assert_no_traceback(server: FunctionServer) -> None:
     logs = server.logs()
     assert "Traceback" not in logs
     assert "unhandled error" not in logs
-
-
-@pytest.fixture(scope="module")
-def image_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FunctionServer]:
-    with start_image_server(tmp_path_factory.mktemp("fuzz-image")) as server:
-        yield server
 
 
 def test_predict_mpg_conforms_to_its_openapi_document(mpg_server: FunctionServer,

@@ -5,7 +5,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import re
-from collections.abc import Iterator
 
 import pytest
 import requests
@@ -17,16 +16,6 @@ BROWSER_ACCEPT = "text/html,application/xhtml+xml,application/xml;q=0.9,image/av
 INLINE_BLOCK = re.compile(r"<(script|style)>(.*?)</\1>", re.DOTALL)
 # Anything that would make the page fetch or link elsewhere: absolute or protocol-relative URLs.
 EXTERNAL = re.compile(r"https?://|(?:src|href|action)\s*=\s*[\"']?//|url\(\s*[\"']?//", re.I)
-
-
-@pytest.fixture(scope="module")
-def unloaded_image_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FunctionServer]:
-    """classify_image with no model in its bucket: pages and metadata must still answer."""
-    folder = tmp_path_factory.mktemp("image-no-model")
-    env = {"IMAGE_MODEL_URI": str(folder / "bucket" / "image"),
-           "MODEL_CACHE_DIR": str(folder / "cache")}
-    with FunctionServer("classify_image", env, folder / "server.log") as server:
-        yield server
 
 
 @pytest.fixture(params=["predict_mpg", "classify_image"])
