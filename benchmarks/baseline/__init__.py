@@ -1,0 +1,1 @@
+"""The original lesson's two servers (Flask development server + Keras), rebuilt for timing."""

@@ -1,0 +1,354 @@
+"""Measure both functions against their floor and the original lesson; write the results.
+
+    python -m benchmarks.run                       # full: ~5 min, writes benchmarks/RESULTS.md
+    python -m benchmarks.run --quick --out DIR     # seconds: a smoke run
+
+For each server (the load generator's yardstick, the empty function, predict_mpg,
+classify_image and the lesson's two Keras servers): warm throughput and p50/p99 at 1 and 8
+keep-alive connections, spawn-to-first-200 cold starts, and the peak memory of its process
+tree; then classify_image's in-process loop and the install sizes. Targets are printed as
+PASS/FAIL ratios; nothing here fails on a missed target.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import dataclasses
+import datetime as dt
+import json
+import os
+import platform
+import shlex
+import signal
+import subprocess
+import sys
+import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass
+from importlib import metadata
+from pathlib import Path
+
+from benchmarks import report
+from benchmarks.loadgen import DEFAULT_PROCESSES, http_post, run_load
+from benchmarks.measure import PeakMemory, tree_cpu_seconds
+from benchmarks.results import (
+    CEILING,
+    FLOOR,
+    HEADLINE_CONNECTIONS,
+    IMAGE,
+    LESSON_IMAGE,
+    LESSON_MPG,
+    MPG,
+    SINGLE_CONNECTION,
+    InProcess,
+    Run,
+    ServerResult,
+    checks,
+)
+from benchmarks.servers import (
+    FLOOR_MAIN,
+    FUNCTIONS_MAIN,
+    REPO_ROOT,
+    RunningServer,
+    ServerSpec,
+    function_spec,
+    module_spec,
+)
+from benchmarks.venvsize import install_sizes
+
+DEFAULT_OUT = REPO_ROOT / "benchmarks"
+DEFAULT_WORK = REPO_ROOT / "benchmarks" / ".work"
+BUCKET = REPO_ROOT / "model_bucket"
+CONNECTIONS = (SINGLE_CONNECTION, HEADLINE_CONNECTIONS)
+PHOTO_SIZE = (640, 480)
+PHOTO_QUALITY = 90
+PHOTO_SOURCES = ("cat_720p.jpg", "cat.bmp", "grace_hopper.bmp")
+LESSON_REQUEST = {"cylinders": 8, "displacement": 300, "horsepower": 78, "weight": 3500,
+                  "acceleration": 20, "year": 76, "origin": 1}
+MULTIPART_BOUNDARY = "benchmark-boundary-7d1f"
+INPROCESS_TIMEOUT_S = 300
+IMPORT_TIMEOUT_S = 300
+US_PER_S = 1_000_000
+THREADS_PER_CPU = 4  # functions-framework's default: THREADS = 4 x os.cpu_count()
+
+
+@dataclass(frozen=True)
+class Mode:
+    """How long and how often to measure."""
+
+    name: str
+    duration_s: float
+    warmup_s: float
+    cold_starts: int
+    inprocess_s: float
+    measure_install: bool
+
+
+FULL = Mode("full", duration_s=10.0, warmup_s=2.0, cold_starts=5, inprocess_s=10.0,
+            measure_install=True)
+QUICK = Mode("quick", duration_s=1.0, warmup_s=0.3, cold_starts=1, inprocess_s=1.0,
+             measure_install=False)
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.run",
+                                     description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true",
+                        help="~1 s per point, 1 cold start, cached install sizes only")
+    parser.add_argument("--out", type=Path, default=DEFAULT_OUT,
+                        help="where RESULTS.md, results.json and results.png go")
+    parser.add_argument("--work", type=Path, default=DEFAULT_WORK,
+                        help="scratch folder: logs, the test photo, an imported image model")
+    parser.add_argument("--mpg-model", type=Path, default=BUCKET / "mpg",
+                        help="MPG model root in a local bucket (LATEST names the version)")
+    parser.add_argument("--image-model", type=Path,
+                        help="image model root; default model_bucket/image, else imported "
+                             "from $IMAGENET_TFLITE into the work folder")
+    parser.add_argument("--note", action="append", default=[],
+                        help="a line for RESULTS.md, e.g. what else ran on the machine")
+    parser.add_argument("--processes", type=int, default=DEFAULT_PROCESSES,
+                        help=f"load generator processes (default {DEFAULT_PROCESSES})")
+    return parser.parse_args(argv)
+
+
+def say(message: str) -> None:
+    print(message, flush=True)
+
+
+def _version_folder(root: Path) -> Path:
+    latest = root / "LATEST"
+    if not latest.is_file():
+        raise SystemExit(f"{root} has no LATEST: train or import the model first (make models)")
+    return root / latest.read_text().strip()
+
+
+def image_model(explicit: Path | None, work: Path) -> Path:
+    """The image model root: the argument, model_bucket/image, or an import of IMAGENET_TFLITE."""
+    if explicit is not None:
+        return explicit
+    if (BUCKET / "image" / "LATEST").is_file():
+        return BUCKET / "image"
+    imported = work / "bucket" / "image"
+    if (imported / "LATEST").is_file():
+        return imported
+    tflite = os.environ.get("IMAGENET_TFLITE")
+    if not tflite:
+        raise SystemExit("No image model: pass --image-model, run `make models`, or set "
+                         "IMAGENET_TFLITE to a .tflite classifier (labels beside it).")
+    labels = Path(tflite).parent / "imagenet_labels.txt"
+    say(f"importing {tflite} into {imported.parent}")
+    subprocess.run([sys.executable, "-m", "train.image", "import", "--tflite", tflite,
+                    "--labels", str(labels), "--bucket", str(imported.parent)],
+                   cwd=REPO_ROOT, check=True, timeout=IMPORT_TIMEOUT_S, capture_output=True)
+    return imported
+
+
+def make_photo(work: Path) -> Path:
+    """A 640 x 480 JPEG made from a shared photo ($SHARED_IMAGES), cached in the work folder."""
+    from PIL import Image
+
+    target = work / f"photo-{PHOTO_SIZE[0]}x{PHOTO_SIZE[1]}.jpg"
+    if target.is_file():
+        return target
+    shared = os.environ.get("SHARED_IMAGES")
+    if not shared:
+        raise SystemExit("Set SHARED_IMAGES to the shared photos folder (e.g. ../shared/images).")
+    source = next((Path(shared) / name for name in PHOTO_SOURCES
+                   if (Path(shared) / name).is_file()), None)
+    if source is None:
+        raise SystemExit(f"{shared} holds none of {', '.join(PHOTO_SOURCES)}")
+    with Image.open(source) as image:
+        photo = image.convert("RGB").resize(PHOTO_SIZE, Image.Resampling.LANCZOS)
+    work.mkdir(parents=True, exist_ok=True)
+    photo.save(target, "JPEG", quality=PHOTO_QUALITY)
+    return target
+
+
+def multipart_image(data: bytes) -> tuple[bytes, str]:
+    """A multipart/form-data body with the photo in the field `image`, and its content type."""
+    head = (f"--{MULTIPART_BOUNDARY}\r\nContent-Disposition: form-data; name=\"image\"; "
+            "filename=\"photo.jpg\"\r\nContent-Type: image/jpeg\r\n\r\n").encode()
+    body = head + data + f"\r\n--{MULTIPART_BOUNDARY}--\r\n".encode()
+    return body, f"multipart/form-data; boundary={MULTIPART_BOUNDARY}"
+
+
+def server_plan(mpg_root: Path, image_root: Path, photo: Path) -> list[tuple[ServerSpec, bytes]]:
+    """Every server to measure, with the request it is loaded with, in measuring order."""
+    env = {"MPG_MODEL_URI": str(mpg_root), "IMAGE_MODEL_URI": str(image_root)}
+    mpg_request = http_post("/", json.dumps(LESSON_REQUEST).encode(), "application/json")
+    body, content_type = multipart_image(photo.read_bytes())
+    image_request = http_post("/", body, content_type)
+    labels = _version_folder(image_root) / "labels.txt"
+    lesson_image_args = ("--labels", str(labels)) if labels.is_file() else ()
+    return [
+        (module_spec(CEILING, "load generator ceiling (asyncio constant answer)",
+                     "benchmarks.constserver"), mpg_request),
+        (function_spec(FLOOR, "empty function (floor)", FLOOR_MAIN, "empty", {}), mpg_request),
+        (function_spec(MPG, "predict_mpg", FUNCTIONS_MAIN, "predict_mpg", env), mpg_request),
+        (module_spec(LESSON_MPG, "lesson MPG server (Flask + keras predict)",
+                     "benchmarks.baseline.mpg_server", "--model",
+                     str(_version_folder(mpg_root) / "model.keras")), mpg_request),
+        (function_spec(IMAGE, "classify_image", FUNCTIONS_MAIN, "classify_image", env),
+         image_request),
+        (module_spec(LESSON_IMAGE, "lesson image server (Flask + keras MobileNetV2)",
+                     "benchmarks.baseline.image_server", *lesson_image_args), image_request),
+    ]
+
+
+def measure_server(spec: ServerSpec, request: bytes, mode: Mode, work: Path,
+                   processes: int) -> ServerResult:
+    """Warm points on one instance (its start is the first cold start), then more cold starts."""
+    result = ServerResult(spec.key, spec.label)
+    logs = work / "logs"
+    logs.mkdir(parents=True, exist_ok=True)
+    starts = 1 if spec.key == CEILING else mode.cold_starts
+    for attempt in range(starts):
+        with tempfile.TemporaryDirectory(dir=work) as cache:
+            fresh = dataclasses.replace(spec, env={**spec.env, "MODEL_CACHE_DIR": cache})
+            with RunningServer(fresh, logs / f"{spec.key}-{attempt}.log") as server:
+                if attempt == 0:
+                    _warm_points(server, request, mode, processes, result)
+                else:
+                    result.cold_starts_s.append(server.start(request))
+    memory = f"  peak RSS {result.memory.rss_mb:.0f} MB" if result.memory else ""
+    say(f"  {spec.key:16} cold start median {result.cold_start_s:.3f} s "
+        f"({len(result.cold_starts_s)} starts){memory}")
+    return result
+
+
+def _warm_points(server: RunningServer, request: bytes, mode: Mode, processes: int,
+                 result: ServerResult) -> None:
+    """Start `server` (a cold start) and load it at each connection count, sampling memory."""
+    server.spawn()
+    sampling = result.key != CEILING
+    with PeakMemory(server.pid) if sampling else contextlib.nullcontext() as peak:
+        result.cold_starts_s.append(server.wait_ready(request))
+        for connections in CONNECTIONS:
+            cpu_before = tree_cpu_seconds(server.pid)
+            point = run_load(server.target(request), connections, mode.duration_s,
+                             mode.warmup_s, processes)
+            cpu = tree_cpu_seconds(server.pid) - cpu_before
+            result.points[connections] = point
+            result.cpu_us[connections] = cpu / max(point.completed, 1) * US_PER_S
+            say(f"  {result.key:16} {connections} conn: {point.rps:9,.0f} req/s  "
+                f"p50 {point.p50_ms:7.2f} ms  p99 {point.p99_ms:7.2f} ms  "
+                f"CPU {result.cpu_us[connections]:8,.0f} us/req  non-200 {point.errors}")
+    if peak is not None:
+        result.memory = peak.peak
+
+
+def inprocess_loop(image_root: Path, photo: Path, seconds: float) -> InProcess:
+    """classify_image's floor, in a child process so its imports stay out of this one."""
+    done = subprocess.run(
+        [sys.executable, "-m", "benchmarks.inprocess", "--model", str(image_root),
+         "--image", str(photo), "--seconds", str(seconds)],
+        cwd=REPO_ROOT, capture_output=True, text=True, timeout=INPROCESS_TIMEOUT_S, check=False)
+    if done.returncode != 0:
+        raise RuntimeError(f"in-process loop failed:\n{done.stderr[-2000:]}")
+    data = json.loads(done.stdout.strip().splitlines()[-1])
+    return InProcess(data["iterations"], data["rate"], data["p50_ms"], data["p99_ms"])
+
+
+def _load_average() -> str:
+    return " ".join(Path("/proc/loadavg").read_text().split()[:3])
+
+
+def machine_info() -> dict[str, str]:
+    """nproc, CPU model, memory, OS, Python and package versions, date, load."""
+    cpu = "unknown"
+    for line in Path("/proc/cpuinfo").read_text().splitlines():
+        if line.startswith("model name"):
+            cpu = line.split(":", 1)[1].strip()
+            break
+    mem_kb = next(int(line.split()[1]) for line in Path("/proc/meminfo").read_text().splitlines()
+                  if line.startswith("MemTotal:"))
+    versions = []
+    for package in ("functions-framework", "gunicorn", "flask", "ai-edge-litert", "numpy",
+                    "pillow", "tensorflow-cpu", "keras"):
+        try:
+            versions.append(f"{package} {metadata.version(package)}")
+        except metadata.PackageNotFoundError:
+            continue
+    return {
+        "date": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        "nproc": str(len(os.sched_getaffinity(0))),
+        "cpu": cpu,
+        "memory": f"{mem_kb / 1024 / 1024:.1f} GiB",
+        "os": f"{platform.system()} {platform.release()}",
+        "python": platform.python_version(),
+        "versions": ", ".join(versions),
+        "load_before": _load_average(),
+    }
+
+
+def function_settings() -> str:
+    """The serving knobs the functions ran with (inherited from the environment if set)."""
+    cpus = len(os.sched_getaffinity(0))
+    env = os.environ
+    knobs = {
+        "THREADS": env.get("THREADS") or f"{THREADS_PER_CPU * (os.cpu_count() or 1)} "
+                                          f"(default {THREADS_PER_CPU} x nproc)",
+        "WORKERS": env.get("WORKERS") or "1 (default)",
+        "INTERPRETER_POOL_SIZE": env.get("INTERPRETER_POOL_SIZE") or f"0 = {cpus} (one per CPU)",
+        "INTERPRETER_THREADS": env.get("INTERPRETER_THREADS") or "1 (default)",
+        "LOG_LEVEL": env.get("LOG_LEVEL") or "INFO (default: a JSON line per request, to a file)",
+    }
+    return ", ".join(f"{name}={value}" for name, value in knobs.items())
+
+
+def _exit_on_sigterm(signum: int, frame: object) -> None:
+    raise SystemExit(128 + signum)  # unwinds the `with` blocks that stop the servers
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    signal.signal(signal.SIGTERM, _exit_on_sigterm)
+    args = parse_args(argv)
+    mode = QUICK if args.quick else FULL
+    command = shlex.join(["python", "-m", "benchmarks.run", *(sys.argv[1:] if argv is None
+                                                                else argv)])
+    work = args.work.resolve()
+    work.mkdir(parents=True, exist_ok=True)
+    machine = machine_info()
+    image_root = image_model(args.image_model, work).resolve()
+    mpg_root = args.mpg_model.resolve()
+    photo = make_photo(work)
+    say(f"{mode.name} run: {mode.duration_s:g} s per point, {mode.cold_starts} cold start(s); "
+        f"logs in {work / 'logs'}")
+    servers = {}
+    for spec, request in server_plan(mpg_root, image_root, photo):
+        servers[spec.key] = measure_server(spec, request, mode, work, args.processes)
+    say("  in-process loop ...")
+    inprocess = inprocess_loop(image_root, photo, mode.inprocess_s)
+    say(f"  in-process loop: {inprocess.rate:,.0f}/s  p50 {inprocess.p50_ms:.2f} ms")
+    install = install_sizes(allow_measure=mode.measure_install)
+    machine["load_after"] = _load_average()
+    ceiling = servers[CEILING].rps()
+    settings = {
+        "mode": mode.name,
+        "duration": f"{mode.duration_s:g} s",
+        "warmup": f"{mode.warmup_s:g} s",
+        "cold_starts": str(mode.cold_starts),
+        "functions": function_settings(),
+        "loadgen": (f"benchmarks/loadgen.py, raw-socket keep-alive HTTP/1.1, "
+                    f"{min(args.processes, HEADLINE_CONNECTIONS)} processes at "
+                    f"{HEADLINE_CONNECTIONS} connections; "
+                    f"ceiling {ceiling:,.0f} req/s against an asyncio constant-answer server, "
+                    f"{ceiling / max(servers[FLOOR].rps(), 1):.1f} x the empty function"),
+    }
+    run = Run(servers, inprocess, install, settings, machine)
+    notes = [f"Photo: {PHOTO_SIZE[0]} x {PHOTO_SIZE[1]} JPEG ({photo.stat().st_size:,} bytes), "
+             f"made from $SHARED_IMAGES; models: {mpg_root.name}/"
+             f"{_version_folder(mpg_root).name}, {image_root.name}/"
+             f"{_version_folder(image_root).name}",
+             "Lesson image server: MobileNetV2 with weights=None (same compute as ImageNet "
+             "weights).", *args.note]
+    written = report.write(run, args.out, command, notes)
+    for check in checks(run):
+        say(f"{check.verdict}  {check.claim}: {check.value:.2f}{check.unit} ({check.rule})")
+    say("wrote " + ", ".join(str(path) for path in written))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
