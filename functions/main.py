@@ -11,9 +11,8 @@ import flask
 import functions_framework
 
 from modelserve.config import load_settings
-from modelserve.endpoint import Endpoint
+from modelserve.endpoint import Endpoint, LazyEndpoint
 from modelserve.http import register_json_errors
-from modelserve.image import ImageTask
 from modelserve.logs import configure_logging
 from modelserve.mpg import MpgTask
 
@@ -22,7 +21,15 @@ SETTINGS = load_settings()
 configure_logging(SETTINGS.log_level)
 register_json_errors()
 MPG = Endpoint(MpgTask(), SETTINGS.mpg_model_uri, SETTINGS)
-IMAGE = Endpoint(ImageTask(), SETTINGS.image_model_uri, SETTINGS)
+
+
+def _image_endpoint() -> Endpoint:
+    from modelserve.image import ImageTask  # Pillow: only where classify_image runs
+
+    return Endpoint(ImageTask(), SETTINGS.image_model_uri, SETTINGS)
+
+
+IMAGE = LazyEndpoint(_image_endpoint)
 
 
 @functions_framework.http

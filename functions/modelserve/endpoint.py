@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import logging
+import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Generic, Protocol, TypeVar
 
@@ -20,7 +23,7 @@ from .http import (
     preflight_headers,
     request_id,
 )
-from .logs import get_logger, trace_fields
+from .logs import get_logger, log_line, trace_fields
 from .manifest import Manifest
 from .pages import page_response, wants_html
 from .runtime import LazyModel
@@ -166,22 +169,38 @@ class Endpoint(Generic[M]):
 
     def _log_request(self, request: flask.Request, rid: str, status: int, started: float) -> None:
         loaded = self.model.loaded
-        fields = trace_fields(request.headers, self.settings.project_id, rid)
+        fields = trace_fields(request.environ, self.settings.project_id, rid)
+        path = request.path[:60]
         fields.update(
-            {
-                "function": self.task.function_name,
-                "method": request.method,
-                "path": request.path[:60],
-                "status": status,
-                "latency_ms": _ms(time.perf_counter() - started),
-                "model_version": loaded.manifest.version if loaded else None,
-            }
+            function=self.task.function_name,
+            method=request.method,
+            path=path,
+            status=status,
+            latency_ms=_ms(time.perf_counter() - started),
+            model_version=loaded.manifest.version if loaded else None,
         )
-        level = 30 if status >= 500 else 20  # WARNING for 5xx, INFO otherwise
-        get_logger().log(
-            level, f"{request.method} {request.path[:60]} {status}", extra={"fields": fields}
-        )
+        severity = logging.WARNING if status >= 500 else logging.INFO
+        log_line(severity, f"{request.method} {path} {status}", fields)
 
 
 def _ms(seconds: float) -> float:
     return round(seconds * 1000, 2)
+
+
+class LazyEndpoint:
+    """An Endpoint built on its first request, so its task's imports (Pillow for
+    classify_image) cost nothing in an instance that serves only the other function."""
+
+    def __init__(self, build: Callable[[], Endpoint]) -> None:
+        self._build = build
+        self._lock = threading.Lock()
+        self._endpoint: Endpoint | None = None
+
+    def handle(self, request: flask.Request) -> flask.Response:
+        endpoint = self._endpoint
+        if endpoint is None:
+            with self._lock:
+                if self._endpoint is None:
+                    self._endpoint = self._build()
+                endpoint = self._endpoint
+        return endpoint.handle(request)

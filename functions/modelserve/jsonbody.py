@@ -18,13 +18,7 @@ def parse_json(body: bytes) -> Any:
     if not body.strip():
         raise BadRequest("invalid_json", "Malformed JSON: the body is empty.")
     try:
-        text = body.decode("utf-8")
-        return json.loads(
-            text,
-            object_pairs_hook=_reject_duplicates,
-            parse_constant=_reject_constant,
-            parse_int=_parse_int,
-        )
+        return _DECODER.decode(body.decode("utf-8"))
     except UnicodeDecodeError:
         raise BadRequest("invalid_json", "Malformed JSON: the body is not UTF-8.") from None
     except json.JSONDecodeError as exc:
@@ -53,3 +47,8 @@ def _parse_int(text: str) -> int | float:
     if len(text.lstrip("-")) > MAX_INTEGER_DIGITS:
         return float("-inf") if text.startswith("-") else float("inf")
     return int(text)
+
+
+_DECODER = json.JSONDecoder(  # built once: json.loads with hooks would build one per call
+    object_pairs_hook=_reject_duplicates, parse_constant=_reject_constant, parse_int=_parse_int
+)
