@@ -55,6 +55,14 @@ models: $(DEV_STAMP)
 		$(BIN)/python -m train.image keras --weights imagenet; \
 	fi
 
+SHARED ?= $(abspath ../shared)
+
+# Benchmarks -> benchmarks/RESULTS.md and results.png (~4 min; BENCH_ARGS=--quick for a smoke run).
+bench: $(DEV_STAMP)
+	SHARED_IMAGES="$${SHARED_IMAGES:-$(SHARED)/images}" \
+	IMAGENET_TFLITE="$${IMAGENET_TFLITE:-$(SHARED)/models/mobilenet_v2_imagenet_quant/mobilenet_v2_1.0_224_quant.tflite}" \
+	$(BIN)/python -m benchmarks.run $(BENCH_ARGS)
+
 # Checkov runs from its own virtual environment: its pins clash with pytest's.
 checkov:
 	scripts/checkov.sh
