@@ -109,6 +109,11 @@ def test_test_step_runs_make_test() -> None:
     assert "make test" in script("test")
 
 
+def test_runtime_requirements_are_audited_before_anything_is_published() -> None:
+    assert "pip-audit --strict -r functions/requirements.txt" in script("audit")
+    assert index("test") < index("audit") < index("publish-models")
+
+
 def test_model_export_is_switched_by_a_substitution() -> None:
     assert build()["substitutions"]["_EXPORT_MODELS"] in {"true", "false"}
     text = script("export-models")
