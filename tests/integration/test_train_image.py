@@ -1,7 +1,8 @@
 """python -m train.image: import the shared classifier, export Keras MobileNetV2, serve both.
 
 The shared model and photos are read from IMAGENET_TFLITE and SHARED_IMAGES (never copied
-into the repository); the tests that need them skip when the variables are unset.
+into the repository), the model with a custom operator from INVOKE_ERROR_TFLITE; the tests
+that need them skip when the variables are unset.
 """
 
 from __future__ import annotations
@@ -22,10 +23,11 @@ from PIL import Image
 from modelserve.artifacts import fetch_version
 from modelserve.config import load_settings
 from modelserve.image import ImageModel, ImageTask
-from modelserve.images import to_rgb
+from modelserve.images import decode_image, to_rgb
 from tests.helpers import REPO_ROOT
 from train import bucket
-from train.image_import import import_classifier
+from train.image_import import FLOAT_MAX_PROB_DIFF, import_classifier
+from train.tflite_float import dequantize_model
 
 SHARED_MODEL_SHA256 = "7aad0c74c5e3c06e5eb3c827e13304fdd68a83da6087d92ee169c24ff9fd4776"
 LABELS_NAME = "imagenet_labels.txt"
@@ -34,6 +36,10 @@ SIZE = 96
 TRAIN_TIMEOUT_S = 300
 WEIGHTS_HOST = ("storage.googleapis.com", 443)
 KERAS_NOISE = "ignore::DeprecationWarning:keras"  # numpy 2 copy= notices from keras internals
+PHOTO_LABELS = {"cat.bmp": "Egyptian cat", "bird.bmp": "chickadee",
+                "grace_hopper.bmp": "military uniform", "missvickie_potato_chips.bmp": "packet",
+                "cat_720p.jpg": "a cat"}
+CATS = ("tabby, tabby cat", "tiger cat", "Persian cat", "Siamese cat, Siamese", "Egyptian cat")
 
 
 @pytest.fixture
@@ -54,6 +60,15 @@ def shared_images() -> Path:
     value = os.environ.get("SHARED_IMAGES")
     if not value or not Path(value).is_dir():
         pytest.skip("SHARED_IMAGES is not set (folder of the shared test photos)")
+    return Path(value)
+
+
+@pytest.fixture
+def invoke_error_model() -> Path:
+    """The shared model with a custom operator LiteRT cannot run (skip when unset)."""
+    value = os.environ.get("INVOKE_ERROR_TFLITE")
+    if not value or not Path(value).is_file():
+        pytest.skip("INVOKE_ERROR_TFLITE is not set (the shared model with a custom operator)")
     return Path(value)
 
 
@@ -201,6 +216,92 @@ def test_a_model_litert_cannot_run_is_refused(
     assert result.returncode == 2
     assert "LiteRT cannot" in result.stderr and "Traceback" not in result.stderr
     assert not (tmp_path / "bucket").exists()
+
+
+# --- import --float (the float32 twin of the quantized model) -----------------------------
+
+def test_float_import_of_the_shared_model_answers_like_it_through_the_serving_code(
+    shared_model: tuple[Path, Path], shared_images: Path, tmp_path: Path
+) -> None:
+    tflite, labels = shared_model
+    quantized = serve(import_classifier(tflite, labels, tmp_path / "q").parent, tmp_path / "cq")
+    folder = import_classifier(tflite, labels, tmp_path / "f", dequantize=True,
+                               parity_images=shared_images)
+    manifest = bucket.verify_version(folder)
+    assert 3.8 * tflite.stat().st_size < manifest["files"]["model.tflite"]["size"] \
+        < 4 * tflite.stat().st_size
+    assert manifest["input"]["dtype"] == "float32" and manifest["input"]["quantization"] is None
+    assert manifest["input"]["normalization"] == {"mean": 128.0, "std": 128.0}  # zp, 1/scale
+    assert manifest["output"] == {
+        "classes": 1001, "dtype": "float32", "quantization": None, "activation": "none",
+        "label_file": "labels.txt", "label_offset": 1,
+    }
+    assert manifest["training"]["model"] == {"file": tflite.name, "sha256": SHARED_MODEL_SHA256}
+    assert manifest["training"]["dequantized"]["dtype"] == "float32"
+    metrics = manifest["metrics"]
+    assert (metrics["parity_samples"], metrics["parity_photos"]) == (10, 5)
+    assert metrics["parity_photo_top1_agreements"] == 5
+    assert metrics["parity_max_prob_diff"] <= FLOAT_MAX_PROB_DIFF
+
+    floated = serve(folder.parent, tmp_path / "cf")
+    settings = load_settings({})
+    answers, top1 = {}, {}
+    for photo in PHOTO_LABELS:
+        image = decode_image((shared_images / photo).read_bytes(), settings.max_image_pixels,
+                             (224, 224))
+        expected, answered = quantized.probabilities(image), floated.probabilities(image)
+        assert np.abs(expected - answered).max() <= FLOAT_MAX_PROB_DIFF, photo
+        answers[photo] = floated.top(image, 1)[0]["label"]
+        top1[photo] = quantized.top(image, 1)[0]["label"]
+    assert answers == top1
+    assert answers["cat_720p.jpg"] in CATS
+    assert {photo: label for photo, label in answers.items() if photo != "cat_720p.jpg"} == {
+        photo: label for photo, label in PHOTO_LABELS.items() if photo != "cat_720p.jpg"}
+
+
+def test_import_float_command_records_the_flags_and_prints_parity(
+    shared_model: tuple[Path, Path], shared_images: Path, tmp_path: Path
+) -> None:
+    tflite, labels = shared_model
+    result = run_train("import", "--tflite", str(tflite), "--labels", str(labels), "--float",
+                       "--parity-images", str(shared_images), "--bucket", str(tmp_path / "b"))
+    assert result.returncode == 0, result.stderr
+    assert "Dequantized to float32: 3.6 MB -> 14.0 MB" in result.stdout
+    assert "dequantized to float32" in result.stdout
+    assert "top-1 agrees on 5/5 photos (all needed)" in result.stdout
+    command = manifest_of(tmp_path / "b" / "image")["training"]["command"]
+    assert command.endswith(f"--float --parity-images {shared_images} --bucket {tmp_path / 'b'}")
+
+
+def test_import_float_refuses_a_float_model_and_writes_nothing(
+    shared_model: tuple[Path, Path], tmp_path: Path
+) -> None:
+    tflite, labels = shared_model
+    already_float = tmp_path / "float.tflite"
+    already_float.write_bytes(dequantize_model(tflite.read_bytes()))
+    result = run_train("import", "--tflite", str(already_float), "--labels", str(labels),
+                       "--float", "--bucket", str(tmp_path / "bucket"))
+    assert result.returncode == 2
+    assert "nothing imported: nothing to dequantize" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert not (tmp_path / "bucket").exists()
+    # The float model imported as it is still works.
+    assert run_train("import", "--tflite", str(already_float), "--labels", str(labels),
+                     "--bucket", str(tmp_path / "bucket")).returncode == 0
+
+
+def test_import_float_refuses_a_custom_operator_and_writes_nothing(
+    invoke_error_model: Path, shared_model: tuple[Path, Path], tmp_path: Path
+) -> None:
+    tflite, labels = shared_model
+    result = run_train("import", "--tflite", str(invoke_error_model), "--labels", str(labels),
+                       "--float", "--bucket", str(tmp_path / "bucket"))
+    assert result.returncode == 2
+    assert "nothing imported" in result.stderr and "fake-op-double" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert not (tmp_path / "bucket").exists()
+    assert run_train("import", "--tflite", str(tflite), "--labels", str(labels), "--float",
+                     "--bucket", str(tmp_path / "bucket")).returncode == 0
 
 
 # --- keras (TensorFlow: slow) ---------------------------------------------------------------
