@@ -19,6 +19,7 @@ _SAFE_REQUEST_ID = re.compile(r"[A-Za-z0-9._:\-]{1,128}")
 _READ_CHUNK = 64 * 1024
 _ENCODE = json.JSONEncoder(separators=(",", ":"), allow_nan=False).encode  # built once
 CORS_MAX_AGE_SECONDS = 3600
+_JSON_CONTENT_TYPE = ("Content-Type", "application/json")
 
 
 def request_id(request: flask.Request) -> str:
@@ -42,9 +43,8 @@ def document_response(
     request_id: str, body: dict[str, Any], status: int = 200, headers: dict[str, str] | None = None
 ) -> flask.Response:
     """A JSON document exactly as given (no `id` key), the request id in X-Request-Id only."""
-    payload = _ENCODE(body)
-    response = flask.Response(payload, status=status, mimetype="application/json")
-    response.headers[REQUEST_ID_HEADER] = request_id
+    response = flask.Response(_ENCODE(body), status=status,
+                              headers=[_JSON_CONTENT_TYPE, (REQUEST_ID_HEADER, request_id)])
     if headers:
         response.headers.update(headers)
     return response
@@ -101,7 +101,9 @@ def read_body(request: flask.Request, limit: int, timeout: float) -> bytes:
             raise _abandon_body(request, _too_large(limit))
         if time.monotonic() > deadline:
             raise _abandon_body(request, _too_slow(timeout))
-    return b"".join(chunks)
+    body = b"".join(chunks)
+    request._cached_data = body  # functions-framework's drain (get_data) then reads nothing
+    return body
 
 
 def _abandon_body(request: flask.Request, error: AppError) -> AppError:
@@ -137,8 +139,10 @@ def cors_headers(request: flask.Request, allowed_origins: tuple[str, ...]) -> di
 def add_cors(response: flask.Response, request: flask.Request,
              allowed_origins: tuple[str, ...]) -> None:
     """Add CORS headers for an allowed origin; `Vary: Origin` joins any Vary already set."""
+    if not allowed_origins:
+        return
     response.headers.update(cors_headers(request, allowed_origins))
-    if allowed_origins and "*" not in allowed_origins:
+    if "*" not in allowed_origins:
         response.vary.add("Origin")  # the answer differs by origin, for caches
 
 
