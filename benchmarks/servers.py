@@ -31,6 +31,24 @@ ISOLATED_VARIABLES = (
 )
 
 
+# The gunicorn threads (THREADS) each function is deployed with; terraform/variables.tf's
+# defaults follow the same rule (tests/unit/test_terraform.py). predict_mpg holds the GIL for
+# nearly all of a request: extra threads only add lock hand-offs. classify_image releases it
+# while decoding and invoking: two requests per CPU keep each CPU's interpreter busy.
+MPG_THREADS = 2
+IMAGE_THREADS_PER_CPU = 2
+FRAMEWORK_THREADS_PER_CPU = 4  # functions-framework's default: THREADS = 4 x os.cpu_count()
+
+
+def recommended_threads(target: str, cpus: int) -> int:
+    """THREADS for the function `target` on an instance with `cpus` CPUs."""
+    if target == "predict_mpg":
+        return MPG_THREADS
+    if target == "classify_image":
+        return IMAGE_THREADS_PER_CPU * max(1, cpus)
+    raise ValueError(f"no THREADS rule for {target!r}")
+
+
 @dataclass(frozen=True)
 class ServerSpec:
     """One server under test: its command (`{port}` is filled in) and extra environment."""

@@ -278,12 +278,12 @@ resource "google_cloudfunctions2_function" "this" {
     all_traffic_on_latest_revision   = true
     service_account_email            = google_service_account.function[each.key].email
 
-    # THREADS: functions-framework runs gunicorn with this many threads, one per concurrent request.
+    # THREADS: functions-framework runs gunicorn with this many threads; requests beyond them queue.
     environment_variables = merge(
       local.common_environment,
       local.model_environment[each.value.model],
       each.value.environment,
-      { THREADS = tostring(each.value.max_instance_request_concurrency) },
+      { THREADS = tostring(each.value.threads) },
     )
   }
 

@@ -117,6 +117,7 @@ variable "functions" {
     available_memory                 = string
     available_cpu                    = string
     max_instance_request_concurrency = number
+    threads                          = number
     min_instance_count               = number
     max_instance_count               = number
     timeout_seconds                  = number
@@ -126,8 +127,10 @@ variable "functions" {
     The functions to deploy, by function name. One source archive is deployed once per entry.
     entry_point: the Python function in functions/main.py; model: "mpg" or "image" (which
     *_MODEL_URI the function gets); available_memory / available_cpu: the instance size;
-    max_instance_request_concurrency: requests one instance serves at once (THREADS is set to
-    it: functions-framework's gunicorn threads); min/max_instance_count: autoscaling bounds;
+    max_instance_request_concurrency: requests Cloud Run sends one instance at once; threads:
+    functions-framework's gunicorn threads (THREADS), at most the concurrency: requests beyond
+    it wait in gunicorn's queue instead of contending for the GIL (benchmarks/RESULTS.md;
+    rule: predict_mpg 2, classify_image 2 per vCPU); min/max_instance_count: autoscaling bounds;
     timeout_seconds: request timeout; environment: extra environment variables for this function.
     Sizes: LiteRT keeps predict-mpg near 110 MB resident (target peak <= 150 MB, so 256Mi) and
     classify-image below 250 MB (so 512Mi).
@@ -139,6 +142,7 @@ variable "functions" {
       available_memory                 = "256Mi"
       available_cpu                    = "1"
       max_instance_request_concurrency = 8
+      threads                          = 2 # GIL-bound: more threads only add lock hand-offs
       min_instance_count               = 0
       max_instance_count               = 10
       timeout_seconds                  = 60
@@ -152,6 +156,7 @@ variable "functions" {
       available_memory                 = "512Mi"
       available_cpu                    = "1"
       max_instance_request_concurrency = 4
+      threads                          = 2 # 2 per vCPU: one decodes while one invokes
       min_instance_count               = 0
       max_instance_count               = 10
       timeout_seconds                  = 60
@@ -198,6 +203,10 @@ variable "functions" {
     error_message = "Each max_instance_request_concurrency must be a whole number from 1 to 1000."
   }
   validation {
+    condition     = alltrue([for f in values(var.functions) : f.threads >= 1 && f.threads <= f.max_instance_request_concurrency && floor(f.threads) == f.threads])
+    error_message = "Each threads must be a whole number from 1 to max_instance_request_concurrency."
+  }
+  validation {
     # Cloud Run functions only serve concurrent requests on instances with at least one vCPU.
     condition     = alltrue([for f in values(var.functions) : f.max_instance_request_concurrency == 1 || tonumber(f.available_cpu) >= 1])
     error_message = "max_instance_request_concurrency above 1 needs available_cpu of at least 1."
@@ -216,7 +225,7 @@ variable "functions" {
   validation {
     # These are set from other inputs; an override in `environment` would make them disagree.
     condition     = alltrue([for f in values(var.functions) : length(setintersection(keys(f.environment), ["THREADS", "MPG_MODEL_URI", "IMAGE_MODEL_URI", "GOOGLE_CLOUD_PROJECT"])) == 0])
-    error_message = "environment must not set THREADS (from max_instance_request_concurrency), MPG_MODEL_URI / IMAGE_MODEL_URI (from the *_model_version variables) or GOOGLE_CLOUD_PROJECT (from project_id)."
+    error_message = "environment must not set THREADS (from threads), MPG_MODEL_URI / IMAGE_MODEL_URI (from the *_model_version variables) or GOOGLE_CLOUD_PROJECT (from project_id)."
   }
 }
 

@@ -21,6 +21,7 @@ import hcl2
 import pytest
 from packaging.specifiers import SpecifierSet
 
+from benchmarks.servers import recommended_threads
 from modelserve.config import VARIABLES
 from tests.helpers import REPO_ROOT
 
@@ -30,7 +31,7 @@ TF_FILES = sorted(TF_DIR.glob("*.tf"))
 
 # Environment variables Terraform may set that modelserve.config does not read, and who reads them.
 PLATFORM_VARIABLES = {
-    "THREADS": "functions-framework: gunicorn threads per instance (= request concurrency)",
+    "THREADS": "functions-framework: gunicorn threads per instance (the `threads` field)",
 }
 EXPECTED_SIZING = {
     # name: (entry point, model, memory, cpu, concurrency)
@@ -204,8 +205,8 @@ def test_numbers_are_typed_as_numbers() -> None:
         if isinstance(default, (int, float)) and not isinstance(default, bool):
             assert body["type"] == "number", f"variable {name}: number default, type not number"
     function_type = variables()["functions"]["type"]
-    for field in ("max_instance_request_concurrency", "min_instance_count", "max_instance_count",
-                  "timeout_seconds"):
+    for field in ("max_instance_request_concurrency", "threads", "min_instance_count",
+                  "max_instance_count", "timeout_seconds"):
         assert re.search(rf"\b{field} = number\b", function_type), field
         for entry in function_defaults().values():
             assert isinstance(entry[field], int), field
@@ -328,10 +329,17 @@ def test_every_variable_the_functions_read_is_set_or_has_a_default() -> None:
         assert own_model in set_here, f"{name}: Terraform must set {own_model}"
 
 
-def test_threads_follow_concurrency() -> None:
+def test_threads_come_from_the_threads_field() -> None:
     expression = function_resource()["service_config"][0]["environment_variables"]
-    assert re.search(r"THREADS\s*=\s*tostring\(each\.value\.max_instance_request_concurrency\)",
-                     expression)
+    assert re.search(r"THREADS\s*=\s*tostring\(each\.value\.threads\)", expression)
+
+
+@pytest.mark.parametrize("name", EXPECTED_SIZING)
+def test_default_threads_follow_the_benchmarked_rule(name: str) -> None:
+    entry = function_defaults()[name]
+    cpus = int(float(entry["available_cpu"]))
+    assert entry["threads"] == recommended_threads(entry["entry_point"], cpus)
+    assert entry["threads"] <= entry["max_instance_request_concurrency"]
 
 
 def test_model_uris_pin_version_folders_in_the_model_bucket() -> None:
