@@ -34,12 +34,16 @@ from benchmarks.loadgen import DEFAULT_PROCESSES, http_post, run_load
 from benchmarks.measure import PeakMemory, tree_cpu_seconds
 from benchmarks.results import (
     CEILING,
+    CONTEXT,
     FLOOR,
+    FLOOR_DEFAULT_THREADS,
     HEADLINE_CONNECTIONS,
     IMAGE,
+    IMAGE_UINT8,
     LESSON_IMAGE,
     LESSON_MPG,
     MPG,
+    MPG_DEFAULT_THREADS,
     SINGLE_CONNECTION,
     InProcess,
     Run,
@@ -48,12 +52,14 @@ from benchmarks.results import (
 )
 from benchmarks.servers import (
     FLOOR_MAIN,
+    FRAMEWORK_THREADS_PER_CPU,
     FUNCTIONS_MAIN,
     REPO_ROOT,
     RunningServer,
     ServerSpec,
     function_spec,
     module_spec,
+    recommended_threads,
 )
 from benchmarks.venvsize import install_sizes
 
@@ -70,7 +76,6 @@ MULTIPART_BOUNDARY = "benchmark-boundary-7d1f"
 INPROCESS_TIMEOUT_S = 300
 IMPORT_TIMEOUT_S = 300
 US_PER_S = 1_000_000
-THREADS_PER_CPU = 4  # functions-framework's default: THREADS = 4 x os.cpu_count()
 
 
 @dataclass(frozen=True)
@@ -124,24 +129,38 @@ def _version_folder(root: Path) -> Path:
 
 
 def image_model(explicit: Path | None, work: Path) -> Path:
-    """The image model root: the argument, model_bucket/image, or an import of IMAGENET_TFLITE."""
+    """The image model root: the argument, else the float32 import of $IMAGENET_TFLITE (the
+    deployment's choice, `make models`), else model_bucket/image."""
     if explicit is not None:
         return explicit
+    if os.environ.get("IMAGENET_TFLITE"):
+        photos = os.environ.get("SHARED_IMAGES")
+        return imported_model(work / "float", "--float",
+                              *(("--parity-images", photos) if photos else ()))
     if (BUCKET / "image" / "LATEST").is_file():
         return BUCKET / "image"
-    imported = work / "bucket" / "image"
-    if (imported / "LATEST").is_file():
-        return imported
-    tflite = os.environ.get("IMAGENET_TFLITE")
-    if not tflite:
-        raise SystemExit("No image model: pass --image-model, run `make models`, or set "
-                         "IMAGENET_TFLITE to a .tflite classifier (labels beside it).")
+    raise SystemExit("No image model: pass --image-model, run `make models`, or set "
+                     "IMAGENET_TFLITE to a .tflite classifier (labels beside it).")
+
+
+def uint8_model(work: Path) -> Path | None:
+    """$IMAGENET_TFLITE imported as shipped (uint8), for the context row; None if unset."""
+    return imported_model(work / "bucket") if os.environ.get("IMAGENET_TFLITE") else None
+
+
+def imported_model(bucket: Path, *options: str) -> Path:
+    """`python -m train.image import` of $IMAGENET_TFLITE into `bucket`, done once per work
+    folder; the model root."""
+    root = bucket / "image"
+    if (root / "LATEST").is_file():
+        return root
+    tflite = os.environ["IMAGENET_TFLITE"]
     labels = Path(tflite).parent / "imagenet_labels.txt"
-    say(f"importing {tflite} into {imported.parent}")
+    say(f"importing {tflite} into {bucket} {' '.join(options)}")
     subprocess.run([sys.executable, "-m", "train.image", "import", "--tflite", tflite,
-                    "--labels", str(labels), "--bucket", str(imported.parent)],
+                    "--labels", str(labels), "--bucket", str(bucket), *options],
                    cwd=REPO_ROOT, check=True, timeout=IMPORT_TIMEOUT_S, capture_output=True)
-    return imported
+    return root
 
 
 def make_photo(work: Path) -> Path:
@@ -173,27 +192,68 @@ def multipart_image(data: bytes) -> tuple[bytes, str]:
     return body, f"multipart/form-data; boundary={MULTIPART_BOUNDARY}"
 
 
-def server_plan(mpg_root: Path, image_root: Path, photo: Path) -> list[tuple[ServerSpec, bytes]]:
-    """Every server to measure, with the request it is loaded with, in measuring order."""
-    env = {"MPG_MODEL_URI": str(mpg_root), "IMAGE_MODEL_URI": str(image_root)}
+def threads(target: str) -> dict[str, str]:
+    """THREADS for a function: the environment's if set (then every server shares it), else
+    the deployment's recommendation for this machine's CPUs."""
+    chosen = os.environ.get("THREADS") or recommended_threads(target, _cpus())
+    return {"THREADS": str(chosen)}
+
+
+def framework_default_threads() -> dict[str, str]:
+    return {"THREADS": str(FRAMEWORK_THREADS_PER_CPU * (os.cpu_count() or 1))}
+
+
+def server_plan(mpg_root: Path, image_root: Path, image_uint8_root: Path | None,
+                photo: Path) -> list[tuple[ServerSpec, bytes]]:
+    """Every server to measure, with the request it is loaded with, in measuring order.
+
+    The floor runs with predict_mpg's THREADS, so the two differ only in the function's
+    work; context rows show both with functions-framework's default THREADS.
+    """
+    mpg_env = {"MPG_MODEL_URI": str(mpg_root), **threads("predict_mpg")}
+    image_env = {"IMAGE_MODEL_URI": str(image_root), **threads("classify_image")}
     mpg_request = http_post("/", json.dumps(LESSON_REQUEST).encode(), "application/json")
     body, content_type = multipart_image(photo.read_bytes())
     image_request = http_post("/", body, content_type)
     labels = _version_folder(image_root) / "labels.txt"
     lesson_image_args = ("--labels", str(labels)) if labels.is_file() else ()
-    return [
+    default = framework_default_threads()
+    plan = [
         (module_spec(CEILING, "load generator ceiling (asyncio constant answer)",
                      "benchmarks.constserver"), mpg_request),
-        (function_spec(FLOOR, "empty function (floor)", FLOOR_MAIN, "empty", {}), mpg_request),
-        (function_spec(MPG, "predict_mpg", FUNCTIONS_MAIN, "predict_mpg", env), mpg_request),
+        (function_spec(FLOOR, "empty function (floor)", FLOOR_MAIN, "empty",
+                       threads("predict_mpg")), mpg_request),
+        (function_spec(MPG, "predict_mpg", FUNCTIONS_MAIN, "predict_mpg", mpg_env),
+         mpg_request),
+        (function_spec(FLOOR_DEFAULT_THREADS, f"empty function, THREADS={default['THREADS']} "
+                       "(framework default)", FLOOR_MAIN, "empty", default), mpg_request),
+        (function_spec(MPG_DEFAULT_THREADS, f"predict_mpg, THREADS={default['THREADS']} "
+                       "(framework default)", FUNCTIONS_MAIN, "predict_mpg",
+                       {**mpg_env, **default}), mpg_request),
         (module_spec(LESSON_MPG, "lesson MPG server (Flask + keras predict)",
                      "benchmarks.baseline.mpg_server", "--model",
                      str(_version_folder(mpg_root) / "model.keras")), mpg_request),
-        (function_spec(IMAGE, "classify_image", FUNCTIONS_MAIN, "classify_image", env),
+        (function_spec(IMAGE, "classify_image", FUNCTIONS_MAIN, "classify_image", image_env),
          image_request),
-        (module_spec(LESSON_IMAGE, "lesson image server (Flask + keras MobileNetV2)",
-                     "benchmarks.baseline.image_server", *lesson_image_args), image_request),
     ]
+    if image_uint8_root is not None:
+        plan.append((function_spec(IMAGE_UINT8, "classify_image, uint8 model as shipped",
+                                   FUNCTIONS_MAIN, "classify_image",
+                                   {**image_env, "IMAGE_MODEL_URI": str(image_uint8_root)}),
+                     image_request))
+    plan.append((module_spec(LESSON_IMAGE, "lesson image server (Flask + keras MobileNetV2)",
+                             "benchmarks.baseline.image_server", *lesson_image_args),
+                 image_request))
+    return plan
+
+
+def _input_dtype(model_root: Path) -> str:
+    manifest = json.loads((_version_folder(model_root) / "manifest.json").read_text())
+    return str(manifest["input"].get("dtype", "?"))
+
+
+def _cpus() -> int:
+    return len(os.sched_getaffinity(0))
 
 
 def measure_server(spec: ServerSpec, request: bytes, mode: Mode, work: Path,
@@ -202,7 +262,7 @@ def measure_server(spec: ServerSpec, request: bytes, mode: Mode, work: Path,
     result = ServerResult(spec.key, spec.label)
     logs = work / "logs"
     logs.mkdir(parents=True, exist_ok=True)
-    starts = 1 if spec.key == CEILING else mode.cold_starts
+    starts = 1 if spec.key in CONTEXT else mode.cold_starts
     for attempt in range(starts):
         with tempfile.TemporaryDirectory(dir=work) as cache:
             fresh = dataclasses.replace(spec, env={**spec.env, "MODEL_CACHE_DIR": cache})
@@ -284,11 +344,13 @@ def machine_info() -> dict[str, str]:
 
 def function_settings() -> str:
     """The serving knobs the functions ran with (inherited from the environment if set)."""
-    cpus = len(os.sched_getaffinity(0))
+    cpus = _cpus()
     env = os.environ
     knobs = {
-        "THREADS": env.get("THREADS") or f"{THREADS_PER_CPU * (os.cpu_count() or 1)} "
-                                          f"(default {THREADS_PER_CPU} x nproc)",
+        "THREADS": env.get("THREADS") or (
+            f"predict_mpg {recommended_threads('predict_mpg', cpus)}, classify_image "
+            f"{recommended_threads('classify_image', cpus)} (the deployment's rule, "
+            "benchmarks/servers.py; the floor runs with predict_mpg's)"),
         "WORKERS": env.get("WORKERS") or "1 (default)",
         "INTERPRETER_POOL_SIZE": env.get("INTERPRETER_POOL_SIZE") or f"0 = {cpus} (one per CPU)",
         "INTERPRETER_THREADS": env.get("INTERPRETER_THREADS") or "1 (default)",
@@ -311,16 +373,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     work.mkdir(parents=True, exist_ok=True)
     machine = machine_info()
     image_root = image_model(args.image_model, work).resolve()
+    image_uint8_root = uint8_model(work)
     mpg_root = args.mpg_model.resolve()
     photo = make_photo(work)
     say(f"{mode.name} run: {mode.duration_s:g} s per point, {mode.cold_starts} cold start(s); "
         f"logs in {work / 'logs'}")
     servers = {}
-    for spec, request in server_plan(mpg_root, image_root, photo):
+    for spec, request in server_plan(mpg_root, image_root, image_uint8_root, photo):
         servers[spec.key] = measure_server(spec, request, mode, work, args.processes)
-    say("  in-process loop ...")
-    inprocess = inprocess_loop(image_root, photo, mode.inprocess_s)
-    say(f"  in-process loop: {inprocess.rate:,.0f}/s  p50 {inprocess.p50_ms:.2f} ms")
+        if spec.key == IMAGE:  # its floor right after it, before the machine's load drifts
+            say("  in-process loop ...")
+            inprocess = inprocess_loop(image_root, photo, mode.inprocess_s)
+            say(f"  in-process loop: {inprocess.rate:,.0f}/s  p50 {inprocess.p50_ms:.2f} ms")
     install = install_sizes(allow_measure=mode.measure_install)
     machine["load_after"] = _load_average()
     ceiling = servers[CEILING].rps()
@@ -340,7 +404,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     notes = [f"Photo: {PHOTO_SIZE[0]} x {PHOTO_SIZE[1]} JPEG ({photo.stat().st_size:,} bytes), "
              f"made from $SHARED_IMAGES; models: {mpg_root.name}/"
              f"{_version_folder(mpg_root).name}, {image_root.name}/"
-             f"{_version_folder(image_root).name}",
+             f"{_version_folder(image_root).name} ({_input_dtype(image_root)} input)",
              "Lesson image server: MobileNetV2 with weights=None (same compute as ImageNet "
              "weights).", *args.note]
     written = report.write(run, args.out, command, notes)

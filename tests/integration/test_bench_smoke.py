@@ -16,7 +16,8 @@ import pytest
 from tests.helpers import REPO_ROOT
 
 QUICK_TIMEOUT_S = 420  # ~1 minute on a quiet 2-core machine; Keras servers start slowly
-SERVERS = ("loadgen_ceiling", "floor", "predict_mpg", "lesson_mpg", "classify_image",
+SERVERS = ("loadgen_ceiling", "floor", "predict_mpg", "floor_default_threads",
+           "predict_mpg_default_threads", "lesson_mpg", "classify_image", "classify_image_uint8",
            "lesson_image")
 MEASURED = tuple(key for key in SERVERS if key != "loadgen_ceiling")
 CONNECTIONS = ("1", "8")
