@@ -151,9 +151,22 @@ class InterpreterPool:
 
     def run(self, inputs: np.ndarray) -> np.ndarray:
         """Invoke the model on one input tensor and return a copy of its output tensor."""
+        return self._run(lambda interpreter: interpreter.set_tensor(self.input_index, inputs))
+
+    def run_filled(self, fill: Callable[[np.ndarray], object]) -> np.ndarray:
+        """Invoke the model after `fill` wrote one input in place, into the interpreter's own
+        buffer (shape input_shape[1:]); a copy of the output tensor.
+
+        No input array is allocated per call: a fresh one of an image model's size (600 kB)
+        costs page faults that can exceed the work of filling it. `fill` must keep no
+        reference to the buffer (LiteRT refuses to invoke while one exists).
+        """
+        return self._run(lambda interpreter: fill(interpreter.tensor(self.input_index)()[0]))
+
+    def _run(self, prepare: Callable[[Interpreter], object]) -> np.ndarray:
         interpreter = self._borrow()
         try:
-            interpreter.set_tensor(self.input_index, inputs)
+            prepare(interpreter)
             interpreter.invoke()
             return interpreter.get_tensor(self.output_index)  # get_tensor returns a copy
         except (RuntimeError, ValueError) as exc:

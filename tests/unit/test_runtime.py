@@ -124,3 +124,22 @@ def test_pool_never_creates_more_interpreters_than_its_size(mpg_model_bytes: byt
     with ThreadPoolExecutor(max_workers=8) as threads:
         list(threads.map(lambda _: pool.run(x), range(100)))
     assert pool.interpreters <= 2
+
+
+def test_filling_the_input_in_place_answers_like_passing_an_array(mpg_model_bytes: bytes) -> None:
+    pool = InterpreterPool(mpg_model_bytes, size=2)
+    rng = np.random.default_rng(1)
+    rows = rng.uniform([3, 68, 46, 1613, 8, 70, 1], [8, 455, 230, 5140, 24.8, 82, 3],
+                       size=(50, 7)).astype(np.float32)
+    passed = [pool.run(row[np.newaxis]).item() for row in rows]
+
+    def fill_with(row: np.ndarray):
+        def fill(buffer: np.ndarray) -> None:
+            assert buffer.shape == (7,) and buffer.dtype == np.float32
+            buffer[:] = row
+        return fill
+
+    with ThreadPoolExecutor(max_workers=4) as threads:
+        filled = list(threads.map(lambda row: pool.run_filled(fill_with(row)).item(), rows))
+    assert filled == passed
+    assert len(set(filled)) == len(rows)
