@@ -33,9 +33,10 @@ ISOLATED_VARIABLES = (
 
 # The gunicorn threads (THREADS) each function is deployed with; terraform/variables.tf's
 # defaults follow the same rule (tests/unit/test_terraform.py). predict_mpg holds the GIL for
-# nearly all of a request: extra threads only add lock hand-offs. classify_image releases it
-# while decoding and invoking: two requests per CPU keep each CPU's interpreter busy.
-MPG_THREADS = 2
+# nearly all of a request: a second thread takes it at every release (the invoke, the log
+# write) and doubles the function's CPU per request (measured: 150 -> 290 us). classify_image
+# releases it for most of a request (decoding, invoking): two per CPU keep each interpreter busy.
+MPG_THREADS = 1
 IMAGE_THREADS_PER_CPU = 2
 FRAMEWORK_THREADS_PER_CPU = 4  # functions-framework's default: THREADS = 4 x os.cpu_count()
 

@@ -130,7 +130,7 @@ variable "functions" {
     max_instance_request_concurrency: requests Cloud Run sends one instance at once; threads:
     functions-framework's gunicorn threads (THREADS), at most the concurrency: requests beyond
     it wait in gunicorn's queue instead of contending for the GIL (benchmarks/RESULTS.md;
-    rule: predict_mpg 2, classify_image 2 per vCPU); min/max_instance_count: autoscaling bounds;
+    rule: predict_mpg 1, classify_image 2 per vCPU); min/max_instance_count: autoscaling bounds;
     timeout_seconds: request timeout; environment: extra environment variables for this function.
     Sizes: LiteRT keeps predict-mpg near 110 MB resident (target peak <= 150 MB, so 256Mi) and
     classify-image below 250 MB (so 512Mi).
@@ -142,7 +142,7 @@ variable "functions" {
       available_memory                 = "256Mi"
       available_cpu                    = "1"
       max_instance_request_concurrency = 8
-      threads                          = 2 # GIL-bound: more threads only add lock hand-offs
+      threads                          = 1 # GIL-bound: more threads only add lock hand-offs
       min_instance_count               = 0
       max_instance_count               = 10
       timeout_seconds                  = 60
