@@ -29,13 +29,15 @@ $(DEV_STAMP): pyproject.toml $(RUNTIME_STAMP)
 
 install: $(DEV_STAMP)
 
+# THREADS as deployed (terraform/README.md): 1 for predict_mpg, 2 per CPU for classify_image.
 serve: $(RUNTIME_STAMP)
 	@test -f model_bucket/image/LATEST || echo "note: no image model in model_bucket/image yet;" \
 		"classify_image answers 503 until 'make models' imports one."
 	@echo "predict_mpg on http://$(HOST):$(MPG_PORT)  classify_image on http://$(HOST):$(IMAGE_PORT)"
-	@trap 'kill 0' INT TERM EXIT; \
-	$(FUNCTION) --target predict_mpg --port $(MPG_PORT) & \
-	$(FUNCTION) --target classify_image --port $(IMAGE_PORT) & \
+	@trap 'kill $$(jobs -p) 2>/dev/null' INT TERM EXIT; \
+	THREADS=$${THREADS:-1} $(FUNCTION) --target predict_mpg --port $(MPG_PORT) & \
+	THREADS=$${THREADS:-$$((2 * $$(nproc)))} $(FUNCTION) --target classify_image \
+		--port $(IMAGE_PORT) & \
 	wait
 
 test: lint
