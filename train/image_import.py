@@ -326,30 +326,14 @@ def write_version(bucket_root: Path, name: str, tflite: Path,
         )
 
 
-def import_classifier(
-    tflite: Path,
-    labels: Path,
-    bucket: Path,
-    name: str = DEFAULT_NAME,
-    mean: float | None = None,
-    std: float | None = None,
-    resize_filter: str = DEFAULT_FILTER,
-    *,
-    dequantize: bool = False,
-    parity_images: Path | None = None,
-    command: str | None = None,
-    progress: Progress | None = None,
-) -> Path:
+def import_classifier(tflite: Path, labels: Path, bucket: Path, **options: Any) -> Path:
     """Package an existing TFLite classifier as a new version of `bucket/name`; the folder.
 
-    `dequantize`: store the float32 twin of a quantized model, checked against it on synthetic
-    images and the photos in `parity_images` (see the module docstring). Everything is checked
-    before the bucket is touched: ImportRefused (ParityFailed among them) means nothing was
-    written.
+    `options` are `import_version`'s (name, mean, std, resize_filter, dequantize,
+    parity_images, command, progress). Everything is checked before the bucket is touched:
+    ImportRefused (ParityFailed among them) means nothing was written.
     """
-    folder, _ = import_version(tflite, labels, bucket, name, mean, std, resize_filter,
-                               dequantize=dequantize, parity_images=parity_images,
-                               command=command, progress=progress)
+    folder, _ = import_version(tflite, labels, bucket, **options)
     return folder
 
 
@@ -367,7 +351,13 @@ def import_version(
     command: str | None = None,
     progress: Progress | None = None,
 ) -> tuple[Path, dict[str, Any]]:
-    """`import_classifier`, answering (version folder, manifest as written)."""
+    """Package an existing TFLite classifier as a new version; (version folder, manifest).
+
+    `dequantize`: store the float32 twin of a quantized model, checked against it on synthetic
+    images and the photos in `parity_images` (see the module docstring). Everything is checked
+    before the bucket is touched: ImportRefused (ParityFailed among them) means nothing was
+    written.
+    """
     say = progress or (lambda _message: None)
     tflite, labels = Path(tflite), Path(labels)
     for path in (tflite, labels):
