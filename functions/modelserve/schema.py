@@ -16,6 +16,8 @@ NUMBER = "number"
 # plus this many unexpected fields; MAX_PROBLEMS bounds any other list of problems.
 MAX_UNEXPECTED_LISTED = 10
 MAX_PROBLEMS = 20
+# Numbers a float holds exactly as integers: beyond this the fast path defers to the full one.
+_EXACT = 2.0**53
 
 
 @dataclass(frozen=True)
@@ -51,6 +53,34 @@ class TabularSchema:
     @cached_property
     def name_set(self) -> frozenset[str]:
         return frozenset(self.names)
+
+    @cached_property
+    def _rules(self) -> tuple[tuple[str, float, float, bool, frozenset[int] | None], ...]:
+        return tuple((f.name, f.minimum, f.maximum, f.type == INTEGER,
+                      frozenset(f.allowed) if f.allowed else None) for f in self.features)
+
+    def clean_values(self, record: dict[str, Any]) -> list[float] | None:
+        """The model-ordered values of a record that passes every check, else None.
+
+        The path of every valid request: one tight loop, no Problem objects. None means
+        "look closer", and check_record's full pass then finds and words every problem.
+        """
+        rules = self._rules
+        if len(record) != len(rules):
+            return None
+        values = []
+        for name, low, high, whole, allowed in rules:
+            value = record.get(name)
+            kind = type(value)  # exact types: bool (an int subclass) is refused
+            if (kind is not float and kind is not int) or not -_EXACT < value < _EXACT:
+                return None  # missing, wrong type, not finite (NaN fails too) or huge
+            number = float(value)
+            if whole and not number.is_integer():
+                return None
+            if not (int(number) in allowed if allowed is not None else low <= number <= high):
+                return None
+            values.append(number)
+        return values
 
 
 @dataclass
@@ -100,6 +130,15 @@ def check_record(record: Any, schema: TabularSchema, out_of_range: str = "reject
     With `out_of_range="warn"`, values outside the training range are kept and listed as
     warnings instead of problems.
     """
+    if type(record) is dict:
+        values = schema.clean_values(record)
+        if values is not None:
+            return Checked(values)
+    return check_each_field(record, schema, out_of_range)
+
+
+def check_each_field(record: Any, schema: TabularSchema, out_of_range: str = "reject") -> Checked:
+    """check_record's full pass: every field checked on its own, every problem worded."""
     if not isinstance(record, dict):
         return Checked(
             None,

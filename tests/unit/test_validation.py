@@ -88,12 +88,20 @@ def test_good_record_gives_values_in_model_order() -> None:
      "Invalid number: weight must be a finite number of sensible size.")]),
     (json.dumps(GOOD).replace("3500", "9" * 5000), [("weight", "not_finite",
      "Invalid number: weight must be a finite number of sensible size.")]),
+    # 31 digits is one too many (an infinity); 30 are a number, just far out of bounds.
+    (json.dumps(GOOD).replace("3500", "-" + "1" * 31), [("weight", "not_finite",
+     "Invalid number: weight must be a finite number of sensible size.")]),
+    (json.dumps(GOOD).replace("3500", "1" * 30), [("weight", "out_of_bounds",
+     "Out of bounds: weight, has value of: 111111111111111111111..., but should be "
+     "between 1613 and 5140.")]),
     (json.dumps(GOOD).replace("3500", "NaN"), [(None, "invalid_json",
      "Malformed JSON: NaN is not a JSON number.")]),
     (json.dumps(GOOD).replace("3500", "-Infinity"), [(None, "invalid_json",
      "Malformed JSON: -Infinity is not a JSON number.")]),
     ('{"weight": 3500, "weight": 3600}', [("weight", "duplicate_field",
      "Duplicate field: weight.")]),
+    ('{"year": 70, "weight": 1, "year": 71, "weight": 2}', [("year", "duplicate_field",
+     "Duplicate field: year.")]),
     ('{"cylinders": 8,', [(None, "invalid_json",
      "Malformed JSON: Expecting property name enclosed in double quotes at line 1 column 17.")]),
     ("", [(None, "invalid_json", "Malformed JSON: the body is empty.")]),
@@ -105,6 +113,13 @@ def test_good_record_gives_values_in_model_order() -> None:
 ])
 def test_bad_input_is_named_with_the_right_message(body: str, expected: list) -> None:
     assert problems_of(body) == expected
+
+
+def test_long_digit_runs_in_strings_change_nothing() -> None:
+    # A run of 31+ digits anywhere selects the decoder that bounds integers; it must parse
+    # the document exactly as the plain one does.
+    body = {"note": "1" * 40, "values": [1, -2, 3.5, 10**29], "nested": {"k": "x" * 3}}
+    assert parse_json(json.dumps(body).encode()) == body
 
 
 def test_every_problem_is_reported_at_once_in_field_order() -> None:

@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from modelserve.errors import AppError
 from modelserve.jsonbody import parse_json
-from modelserve.schema import Feature, check_record
+from modelserve.schema import Feature, check_each_field, check_record
 from tests.unit.test_validation import GOOD, SCHEMA
 
 json_values = st.recursive(
@@ -93,3 +93,28 @@ def test_arbitrary_bytes_never_escape_as_anything_but_a_400(body: bytes) -> None
     except AppError as error:
         assert error.status == 400
         assert_well_formed(error.problems)
+
+
+# Valid records with one field moved to a float anywhere in its range: whole or not, for
+# whole-number fields and coded ones too.
+nearly_valid_records = st.builds(
+    lambda record, feature, fraction: {
+        **record, feature.name: feature.minimum + fraction * (feature.maximum - feature.minimum)},
+    valid_records, st.sampled_from(SCHEMA.features),
+    st.sampled_from([0.0, 0.2, 0.5, 1.0]) | st.floats(0, 1),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(records | valid_records | nearly_valid_records)
+def test_fast_path_agrees_with_the_full_pass(record: dict) -> None:
+    # The fast path may only ever say "clean, with these values", and must say it for every
+    # record the full pass finds clean (without warnings).
+    fast = SCHEMA.clean_values(record)
+    full = check_each_field(record, SCHEMA)
+    if fast is not None:
+        assert full.problems == [] and full.warnings == []
+        assert fast == full.values
+    else:
+        assert full.values is None or full.warnings
+    assert check_record(record, SCHEMA) == full
