@@ -58,7 +58,8 @@ def error_response(request_id: str, error: AppError) -> flask.Response:
 
 def require_content_type(request: flask.Request, accepted: tuple[str, ...], hint: str) -> str:
     """The media type if it starts with one of `accepted`, else 415 saying what to send."""
-    media_type = request.mimetype or ""
+    # As werkzeug's request.mimetype, without building its parsed-header cache per request.
+    media_type = request.environ.get("CONTENT_TYPE", "").partition(";")[0].strip().lower()
     if not media_type.startswith(accepted):
         got = escape_for_message(media_type) if media_type else "none"
         raise UnsupportedMediaType(
@@ -76,11 +77,14 @@ def read_body(request: flask.Request, limit: int, timeout: float) -> bytes:
     declared = request.content_length
     if declared is not None and declared > limit:
         raise _abandon_body(request, _too_large(limit))
-    sock = request.environ.get("gunicorn.socket")
+    environ = request.environ
+    sock = environ.get("gunicorn.socket")
     if sock is not None:
         sock.settimeout(timeout)  # gunicorn makes it blocking again for the next request
     deadline = time.monotonic() + timeout
-    stream = request.stream
+    # With a declared length the raw input is safe to read (never past Content-Length, as
+    # WSGI asks); werkzeug's wrapper is only needed to bound a body of unknown length.
+    stream = environ["wsgi.input"] if declared is not None else request.stream
     chunks: list[bytes] = []
     received = 0
     while True:

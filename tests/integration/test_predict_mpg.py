@@ -49,6 +49,23 @@ def test_lesson_bad_requests_give_lesson_messages(mpg_server: FunctionServer, bo
     assert_good_request_still_works(mpg_server)
 
 
+def test_chunked_body_without_a_length_is_read_and_bounded(mpg_server: FunctionServer) -> None:
+    # requests sends a generator as Transfer-Encoding: chunked, with no Content-Length.
+    expected = post(mpg_server, LESSON_REQUEST).json()["mpg"]
+    body = json.dumps(LESSON_REQUEST).encode()
+    chunks = (body[i:i + 16] for i in range(0, len(body), 16))
+    answer = requests.post(mpg_server.url, data=chunks, timeout=TIMEOUT,
+                           headers={"Content-Type": "Application/JSON; charset=UTF-8"})
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["mpg"] == expected
+    too_big = (b" " * 4096 for _ in range(20))  # 80 kB, over MAX_JSON_BYTES' 64 kB
+    answer = requests.post(mpg_server.url, data=too_big, timeout=TIMEOUT,
+                           headers={"Content-Type": "application/json"})
+    assert answer.status_code == 413
+    assert answer.json()["errors"][0]["code"] == "too_large"
+    assert_good_request_still_works(mpg_server)
+
+
 @pytest.mark.parametrize(("method", "kwargs", "status", "code"), [
     ("POST", {"data": b'{"cylinders": 8,', "headers": {"Content-Type": "application/json"}},
      400, "invalid_json"),

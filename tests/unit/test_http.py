@@ -7,8 +7,8 @@ import io
 import flask
 import pytest
 
-from modelserve.errors import PayloadTooLarge
-from modelserve.http import escape_for_message, read_body, request_id
+from modelserve.errors import PayloadTooLarge, UnsupportedMediaType
+from modelserve.http import escape_for_message, read_body, request_id, require_content_type
 
 APP = flask.Flask(__name__)
 
@@ -41,6 +41,25 @@ def test_body_within_limit_is_read() -> None:
 def test_declared_oversized_body_is_refused_before_reading() -> None:
     with pytest.raises(PayloadTooLarge, match="limit of 10 bytes"):
         read_body(make_request(body=b"x" * 11), limit=10, timeout=5)
+
+
+@pytest.mark.parametrize(("header", "media_type"), [
+    ("application/json", "application/json"),
+    ("Application/JSON; charset=UTF-8", "application/json"),
+    ("  application/json ;charset=utf-8", "application/json"),
+])
+def test_media_type_is_read_without_parameters_or_case(header: str, media_type: str) -> None:
+    request = make_request({"Content-Type": header})
+    assert require_content_type(request, ("application/json",), "application/json") == media_type
+    assert media_type == request.mimetype  # what werkzeug itself makes of the header
+
+
+@pytest.mark.parametrize(("header", "named"), [
+    (None, "got none"), ("text/plain; charset=utf-8", "got text/plain"), (";", "got none")])
+def test_other_media_types_are_refused_naming_what_came(header: str | None, named: str) -> None:
+    request = make_request({"Content-Type": header} if header is not None else {})
+    with pytest.raises(UnsupportedMediaType, match=named):
+        require_content_type(request, ("application/json",), "application/json")
 
 
 def test_escape_bounds_and_escapes() -> None:
