@@ -47,14 +47,16 @@ lint: $(DEV_STAMP)
 	$(BIN)/ruff check .
 
 # The MPG model is trained here; the image model is imported from IMAGENET_TFLITE when it is
-# set (labels beside it; stored as float32, which XNNPACK runs ~1.6x faster, checked on
-# SHARED_IMAGES when set), else built with Keras (needs the network for ImageNet weights).
+# set (labels beside it), else built with Keras (needs the network for ImageNet weights).
+# IMAGE_FLOAT=1 stores the quantized model's float32 twin instead (checked on SHARED_IMAGES):
+# faster on CPUs without AVX-512 VNNI, 4x the file and ~40 MB more memory (benchmarks/RESULTS.md).
+IMAGE_FLOAT ?=
 models: $(DEV_STAMP)
 	$(BIN)/python -m train.mpg
 	if [ -n "$$IMAGENET_TFLITE" ]; then \
 		$(BIN)/python -m train.image import --tflite "$$IMAGENET_TFLITE" \
-			--labels "$$(dirname "$$IMAGENET_TFLITE")/imagenet_labels.txt" --float \
-			$${SHARED_IMAGES:+--parity-images "$$SHARED_IMAGES"}; \
+			--labels "$$(dirname "$$IMAGENET_TFLITE")/imagenet_labels.txt" \
+			$(if $(IMAGE_FLOAT),--float $${SHARED_IMAGES:+--parity-images "$$SHARED_IMAGES"}); \
 	else \
 		$(BIN)/python -m train.image keras --weights imagenet; \
 	fi

@@ -39,7 +39,7 @@ from benchmarks.results import (
     FLOOR_DEFAULT_THREADS,
     HEADLINE_CONNECTIONS,
     IMAGE,
-    IMAGE_UINT8,
+    IMAGE_FLOAT32,
     LESSON_IMAGE,
     LESSON_MPG,
     MPG,
@@ -129,23 +129,26 @@ def _version_folder(root: Path) -> Path:
 
 
 def image_model(explicit: Path | None, work: Path) -> Path:
-    """The image model root: the argument, else the float32 import of $IMAGENET_TFLITE (the
-    deployment's choice, `make models`), else model_bucket/image."""
+    """The image model root: the argument, else $IMAGENET_TFLITE imported as shipped (as
+    `make models` does), else model_bucket/image."""
     if explicit is not None:
         return explicit
     if os.environ.get("IMAGENET_TFLITE"):
-        photos = os.environ.get("SHARED_IMAGES")
-        return imported_model(work / "float", "--float",
-                              *(("--parity-images", photos) if photos else ()))
+        return imported_model(work / "bucket")
     if (BUCKET / "image" / "LATEST").is_file():
         return BUCKET / "image"
     raise SystemExit("No image model: pass --image-model, run `make models`, or set "
                      "IMAGENET_TFLITE to a .tflite classifier (labels beside it).")
 
 
-def uint8_model(work: Path) -> Path | None:
-    """$IMAGENET_TFLITE imported as shipped (uint8), for the context row; None if unset."""
-    return imported_model(work / "bucket") if os.environ.get("IMAGENET_TFLITE") else None
+def float32_model(work: Path) -> Path | None:
+    """The float32 twin of $IMAGENET_TFLITE (`make models IMAGE_FLOAT=1`), checked on
+    $SHARED_IMAGES when set, for the context row; None if IMAGENET_TFLITE is unset."""
+    if not os.environ.get("IMAGENET_TFLITE"):
+        return None
+    photos = os.environ.get("SHARED_IMAGES")
+    return imported_model(work / "float", "--float",
+                          *(("--parity-images", photos) if photos else ()))
 
 
 def imported_model(bucket: Path, *options: str) -> Path:
@@ -203,7 +206,7 @@ def framework_default_threads() -> dict[str, str]:
     return {"THREADS": str(FRAMEWORK_THREADS_PER_CPU * (os.cpu_count() or 1))}
 
 
-def server_plan(mpg_root: Path, image_root: Path, image_uint8_root: Path | None,
+def server_plan(mpg_root: Path, image_root: Path, image_float32_root: Path | None,
                 photo: Path) -> list[tuple[ServerSpec, bytes]]:
     """Every server to measure, with the request it is loaded with, in measuring order.
 
@@ -236,10 +239,10 @@ def server_plan(mpg_root: Path, image_root: Path, image_uint8_root: Path | None,
         (function_spec(IMAGE, "classify_image", FUNCTIONS_MAIN, "classify_image", image_env),
          image_request),
     ]
-    if image_uint8_root is not None:
-        plan.append((function_spec(IMAGE_UINT8, "classify_image, uint8 model as shipped",
+    if image_float32_root is not None:
+        plan.append((function_spec(IMAGE_FLOAT32, "classify_image, float32 twin of the model",
                                    FUNCTIONS_MAIN, "classify_image",
-                                   {**image_env, "IMAGE_MODEL_URI": str(image_uint8_root)}),
+                                   {**image_env, "IMAGE_MODEL_URI": str(image_float32_root)}),
                      image_request))
     plan.append((module_spec(LESSON_IMAGE, "lesson image server (Flask + keras MobileNetV2)",
                              "benchmarks.baseline.image_server", *lesson_image_args),
@@ -373,13 +376,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     work.mkdir(parents=True, exist_ok=True)
     machine = machine_info()
     image_root = image_model(args.image_model, work).resolve()
-    image_uint8_root = uint8_model(work)
+    image_float32_root = float32_model(work)
     mpg_root = args.mpg_model.resolve()
     photo = make_photo(work)
     say(f"{mode.name} run: {mode.duration_s:g} s per point, {mode.cold_starts} cold start(s); "
         f"logs in {work / 'logs'}")
     servers = {}
-    for spec, request in server_plan(mpg_root, image_root, image_uint8_root, photo):
+    for spec, request in server_plan(mpg_root, image_root, image_float32_root, photo):
         servers[spec.key] = measure_server(spec, request, mode, work, args.processes)
         if spec.key == IMAGE:  # its floor right after it, before the machine's load drifts
             say("  in-process loop ...")
