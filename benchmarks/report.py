@@ -9,7 +9,9 @@ from typing import Any
 from benchmarks.results import (
     CEILING,
     FLOOR,
+    HEADLINE_CONNECTIONS,
     LESSON_MPG,
+    MINIMAL_MPG,
     MPG,
     Check,
     Run,
@@ -104,6 +106,27 @@ def _design_rows(run: Run) -> list[str]:
     return rows
 
 
+def _floor_rows(run: Run) -> list[str]:
+    """predict_mpg's distance to the empty function, split at the minimal MPG function."""
+    servers, n = run.servers, HEADLINE_CONNECTIONS
+    if MINIMAL_MPG not in servers:
+        return []
+    chain = [servers[FLOOR], servers[MINIMAL_MPG], servers[MPG]]
+    rows = ["", f"Context, not targets ({n} conn): the empty function, the least a function "
+            "serving the MPG model must add (parse, invoke, answer), and predict_mpg.", "",
+            "| server | req/s | / the row above | server CPU us/req | + us/req |",
+            "|---|---:|---:|---:|---:|"]
+    above = None
+    for server in chain:
+        cpu = server.cpu_us.get(n, 0.0)
+        ratio = f"{server.rps() / above.rps():.2f}x" if above else "-"
+        extra = _f(cpu - above.cpu_us.get(n, 0.0), 0) if above else "-"
+        rows.append(f"| {server.label} | {_f(server.rps(), 0)} | {ratio} | {_f(cpu, 0)} | "
+                    f"{extra} |")
+        above = server
+    return rows
+
+
 def _check_rows(found: list[Check]) -> list[str]:
     rows = ["| target | measured | rule | result |", "|---|---:|---|---|"]
     for check in found:
@@ -132,6 +155,7 @@ def markdown(run: Run, command: str, notes: list[str]) -> str:
         "## Targets (ratios within this one run)",
         "",
         *_check_rows(checks(run)),
+        *_floor_rows(run),
         "",
         "## Warm throughput and latency (keep-alive connections, POST /)",
         "",

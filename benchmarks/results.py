@@ -15,12 +15,14 @@ LESSON_MPG = "lesson_mpg"
 IMAGE = "classify_image"
 LESSON_IMAGE = "lesson_image"
 CEILING = "loadgen_ceiling"
-# Context rows, one start each: the same servers with functions-framework's default THREADS,
-# and classify_image serving the float32 twin of the model instead of the model as shipped.
+# Context rows, one start each: the least a function serving the MPG model can do, the same
+# servers with functions-framework's default THREADS, and classify_image serving the float32
+# twin of the model instead of the model as shipped.
+MINIMAL_MPG = "minimal_mpg"
 FLOOR_DEFAULT_THREADS = "floor_default_threads"
 MPG_DEFAULT_THREADS = "predict_mpg_default_threads"
 IMAGE_FLOAT32 = "classify_image_float32"
-CONTEXT = (CEILING, FLOOR_DEFAULT_THREADS, MPG_DEFAULT_THREADS, IMAGE_FLOAT32)
+CONTEXT = (CEILING, MINIMAL_MPG, FLOOR_DEFAULT_THREADS, MPG_DEFAULT_THREADS, IMAGE_FLOAT32)
 HEADLINE_CONNECTIONS = 8  # throughput targets compare this point (the design table's)
 SINGLE_CONNECTION = 1
 

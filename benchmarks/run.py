@@ -42,6 +42,7 @@ from benchmarks.results import (
     IMAGE_FLOAT32,
     LESSON_IMAGE,
     LESSON_MPG,
+    MINIMAL_MPG,
     MPG,
     MPG_DEFAULT_THREADS,
     SINGLE_CONNECTION,
@@ -228,6 +229,10 @@ def server_plan(mpg_root: Path, image_root: Path, image_float32_root: Path | Non
                        threads("predict_mpg")), mpg_request),
         (function_spec(MPG, "predict_mpg", FUNCTIONS_MAIN, "predict_mpg", mpg_env),
          mpg_request),
+        (function_spec(MINIMAL_MPG, "minimal MPG function (parse, invoke, answer; no checks, "
+                       "no log)", FLOOR_MAIN, "minimal_mpg",
+                       {"MINIMAL_TFLITE": str(_version_folder(mpg_root) / "model.tflite"),
+                        **threads("predict_mpg")}), mpg_request),
         (function_spec(FLOOR_DEFAULT_THREADS, f"empty function, THREADS={default['THREADS']} "
                        "(framework default)", FLOOR_MAIN, "empty", default), mpg_request),
         (function_spec(MPG_DEFAULT_THREADS, f"predict_mpg, THREADS={default['THREADS']} "

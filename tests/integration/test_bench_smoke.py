@@ -16,7 +16,7 @@ import pytest
 from tests.helpers import REPO_ROOT
 
 QUICK_TIMEOUT_S = 420  # ~1 minute on a quiet 2-core machine; Keras servers start slowly
-SERVERS = ("loadgen_ceiling", "floor", "predict_mpg", "floor_default_threads",
+SERVERS = ("loadgen_ceiling", "floor", "predict_mpg", "minimal_mpg", "floor_default_threads",
            "predict_mpg_default_threads", "lesson_mpg", "classify_image", "classify_image_float32",
            "lesson_image")
 MEASURED = tuple(key for key in SERVERS if key != "loadgen_ceiling")
