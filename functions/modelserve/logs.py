@@ -9,6 +9,7 @@ import threading
 from typing import Any
 
 LOGGER_NAME = "modelserve"
+_LOGGER = logging.getLogger(LOGGER_NAME)  # looked up once: getLogger takes logging's lock
 _TRACE_KEY = "logging.googleapis.com/trace"
 _SPAN_KEY = "logging.googleapis.com/spanId"
 _LABELS_KEY = "logging.googleapis.com/labels"
@@ -41,7 +42,7 @@ class CloudLoggingFormatter(logging.Formatter):
 
 def configure_logging(level: str) -> logging.Logger:
     """Set up the package logger once: JSON lines on stdout, not propagated to the root."""
-    logger = logging.getLogger(LOGGER_NAME)
+    logger = _LOGGER
     if not logger.handlers:
         handler = logging.StreamHandler(sys.stdout)
         handler.setFormatter(CloudLoggingFormatter())
@@ -52,12 +53,11 @@ def configure_logging(level: str) -> logging.Logger:
 
 
 def get_logger() -> logging.Logger:
-    return logging.getLogger(LOGGER_NAME)
+    return _LOGGER
 
 
 _ENCODE = json.JSONEncoder(default=str, separators=(",", ":")).encode
 _WRITE_LOCK = threading.Lock()
-_LOGGER = logging.getLogger(LOGGER_NAME)  # looked up once: getLogger takes logging's lock
 
 
 def log_line(severity: int, message: str, fields: dict[str, Any]) -> None:
