@@ -23,8 +23,10 @@ $(RUNTIME_STAMP): functions/requirements.txt | $(BIN)/python
 	touch $@
 
 # Training and test tools: the dependency groups of pyproject.toml.
+# The project itself, editable and without dependencies: modelserve, train and benchmarks import.
 $(DEV_STAMP): pyproject.toml $(RUNTIME_STAMP)
 	$(BIN)/pip install --quiet --group train --group dev
+	$(BIN)/pip install --quiet --no-deps -e .
 	touch $@
 
 install: $(DEV_STAMP)

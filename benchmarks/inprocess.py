@@ -2,7 +2,7 @@
 
     python -m benchmarks.inprocess --model model_bucket/image --image photo.jpg --seconds 10
 
-Uses the functions' own code (`modelserve.images.decode_image`, `ImageModel.top`), so the
+Uses the functions' own code (`modelserve.image_decoding.decode_image`, `ImageModel.top`), so the
 difference to the served p50 is what HTTP, multipart parsing and the framework cost.
 Prints one JSON object: iterations, seconds, p50_ms, p99_ms.
 """
@@ -11,19 +11,15 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO_ROOT / "functions"))  # as functions-framework does
-
-from benchmarks.loadgen import percentile  # noqa: E402
-from modelserve.artifacts import fetch_version  # noqa: E402
-from modelserve.config import load_settings  # noqa: E402
-from modelserve.image import TOP_K_DEFAULT, ImageTask  # noqa: E402
-from modelserve.images import decode_image  # noqa: E402
+from benchmarks.loadgen import percentile
+from modelserve.app import build_endpoint
+from modelserve.declarations import declaration
+from modelserve.image_decoding import decode_image
+from modelserve.tasks.image_classification import TOP_K_DEFAULT
 
 WARMUP_ITERATIONS = 20
 
@@ -31,13 +27,14 @@ WARMUP_ITERATIONS = 20
 def loop(model_uri: str, image: bytes, seconds: float) -> dict[str, float]:
     """Classify `image` again and again for `seconds`; the latency of each round in ms."""
     with tempfile.TemporaryDirectory() as cache:
-        settings = load_settings({"IMAGE_MODEL_URI": model_uri, "MODEL_CACHE_DIR": cache})
-        task = ImageTask()
-        model = task.build(fetch_version(model_uri, Path(cache), task.extra_files), settings)
-    size = (model.spec.width, model.spec.height)
+        endpoint = build_endpoint(declaration("classify_image"),
+                                  {"IMAGE_MODEL_URI": model_uri, "MODEL_CACHE_DIR": cache})
+        model = endpoint.model.get()
+    size = model.preprocessing.size
+    max_pixels = endpoint.settings.limits.max_image_pixels
 
     def once() -> None:
-        model.top(decode_image(image, settings.max_image_pixels, size), TOP_K_DEFAULT)
+        model.top(decode_image(image, max_pixels, size), TOP_K_DEFAULT)
 
     for _ in range(WARMUP_ITERATIONS):
         once()

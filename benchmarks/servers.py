@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from benchmarks.loadgen import Target, request_once
+from modelserve.declarations import declaration
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 HOST = "127.0.0.1"
@@ -36,18 +37,12 @@ ISOLATED_VARIABLES = (
 # nearly all of a request: a second thread takes it at every release (the invoke, the log
 # write) and doubles the function's CPU per request (measured: 150 -> 290 us). classify_image
 # releases it for most of a request (decoding, invoking): two per CPU keep each interpreter busy.
-MPG_THREADS = 1
-IMAGE_THREADS_PER_CPU = 2
 FRAMEWORK_THREADS_PER_CPU = 4  # functions-framework's default: THREADS = 4 x os.cpu_count()
 
 
 def recommended_threads(target: str, cpus: int) -> int:
-    """THREADS for the function `target` on an instance with `cpus` CPUs."""
-    if target == "predict_mpg":
-        return MPG_THREADS
-    if target == "classify_image":
-        return IMAGE_THREADS_PER_CPU * max(1, cpus)
-    raise ValueError(f"no THREADS rule for {target!r}")
+    """THREADS for the function `target` on an instance with `cpus` CPUs (its declaration's)."""
+    return declaration(target).threads.for_cpus(cpus)
 
 
 @dataclass(frozen=True)

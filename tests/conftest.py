@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from modelserve.config import VARIABLES
+from modelserve.config import FUNCTION_TARGET, all_variables
 
 # Variables read by the functions or by the clients they use; tests set them explicitly.
-_ISOLATED = [variable.name for variable in VARIABLES] + ["STORAGE_EMULATOR_HOST", "THREADS"]
+_ISOLATED = [variable.name for variable in all_variables()] + [
+    "STORAGE_EMULATOR_HOST", "THREADS", FUNCTION_TARGET]
 
 
 @pytest.fixture(autouse=True)

@@ -105,14 +105,10 @@ def committed_mpg_version() -> str:
 
 
 def image_importer() -> Callable[..., Path] | None:
-    """train.image's import_classifier when IMAGENET_TFLITE names the shared model, else None."""
+    """A function importing a .tflite into a bucket folder (the version folder) when
+    IMAGENET_TFLITE names the shared model, else None."""
     if not os.environ.get("IMAGENET_TFLITE"):
         return None
-    try:
-        from train.image import import_classifier
-    except ImportError:
-        try:  # where the image import command keeps it today
-            from train.image_import import import_classifier
-        except ImportError:
-            return None
-    return import_classifier
+    from train.image_import import import_version
+
+    return lambda *args, **kwargs: import_version(*args, **kwargs)[0]

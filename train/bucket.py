@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import hashlib
-import json
 import os
 import shutil
 import tempfile
@@ -20,25 +18,16 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-SCHEMA_VERSION = 1
-MANIFEST_FILE = "manifest.json"
-LATEST_FILE = "LATEST"
-VERSION_FORMAT = "%Y%m%dT%H%M%SZ"
-STAGING_PREFIX = ".staging-"
-REQUIRED_KEYS = (
-    "schema_version",
-    "name",
-    "version",
-    "task",
-    "created_at",
-    "runtime",
-    "files",
-    "input",
-    "output",
-    "training",
-    "metrics",
+from modelserve.contract import (
+    LATEST_FILE,
+    MANIFEST_FILE,
+    complete_manifest,
+    manifest_bytes,
+    parse_version,
+    version_name,
 )
-HASH_CHUNK_BYTES = 1 << 20
+
+STAGING_PREFIX = ".staging-"
 FOLDER_MODE = 0o755
 FILE_MODE = 0o644
 MAX_VERSION_BUMPS = 3600
@@ -46,40 +35,6 @@ MAX_VERSION_BUMPS = 3600
 
 class VersionExistsError(FileExistsError):
     """The version folder is already there; versions are never overwritten."""
-
-
-def sha256_file(path: Path) -> str:
-    """The hex sha256 of a file's bytes, read in chunks."""
-    digest = hashlib.sha256()
-    with Path(path).open("rb") as handle:
-        for chunk in iter(lambda: handle.read(HASH_CHUNK_BYTES), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
-def file_entry(path: Path) -> dict[str, Any]:
-    """The manifest's description of one file: `{"sha256": ..., "size": ...}`."""
-    return {"sha256": sha256_file(path), "size": Path(path).stat().st_size}
-
-
-def describe_files(folder: Path) -> dict[str, dict[str, Any]]:
-    """`file_entry` for every regular file in `folder` except the manifest, by name."""
-    return {
-        path.name: file_entry(path)
-        for path in sorted(Path(folder).iterdir())
-        if path.is_file() and path.name != MANIFEST_FILE
-    }
-
-
-def version_name(moment: datetime | None = None) -> str:
-    """The version folder name for `moment` (default now): UTC `%Y%m%dT%H%M%SZ`."""
-    moment = datetime.now(UTC) if moment is None else moment.astimezone(UTC)
-    return moment.strftime(VERSION_FORMAT)
-
-
-def parse_version(version: str) -> datetime:
-    """The UTC time a version name stands for (ValueError if it is not one)."""
-    return datetime.strptime(version, VERSION_FORMAT).replace(tzinfo=UTC)
 
 
 def next_version(model_root: Path, moment: datetime | None = None) -> str:
@@ -111,31 +66,20 @@ def staging_folder(model_root: Path) -> Iterator[Path]:
 
 
 def write_json(path: Path, data: Any) -> None:
-    """Write `data` as indented UTF-8 JSON with a final newline (temp file + os.replace)."""
-    path = Path(path)
-    text = json.dumps(data, indent=2, ensure_ascii=False, allow_nan=False) + "\n"
-    _replace_with_text(path, text)
+    """Write `data` as the contract writes JSON (temp file + os.replace)."""
+    _replace_with_text(Path(path), manifest_bytes(data).decode("utf-8"))
 
 
 def write_manifest(folder: Path, manifest: Mapping[str, Any]) -> dict[str, Any]:
-    """Complete `manifest` with the `files` of `folder`, check it, write `manifest.json`.
+    """Complete `manifest` with the `files` of `folder`, check it (modelserve.contract), write
+    `manifest.json`. Call it after every other file of the version is in `folder`.
 
-    Call it after every other file of the version is in `folder`. Returns the manifest as
-    written.
+    Returns the manifest as written; ValueError if it breaks the contract.
     """
-    complete = {**manifest, "files": describe_files(folder)}
-    missing = [key for key in REQUIRED_KEYS if key not in complete]
-    if missing:
-        raise ValueError(f"manifest lacks required key(s): {', '.join(missing)}")
-    if complete["schema_version"] != SCHEMA_VERSION:
-        raise ValueError(f"manifest schema_version must be {SCHEMA_VERSION}")
-    if complete["version"] != parse_version(complete["version"]).strftime(VERSION_FORMAT):
-        raise ValueError(f"manifest version {complete['version']!r} is not {VERSION_FORMAT}")
-    model_file = complete["runtime"].get("model_file")
-    if model_file not in complete["files"]:
-        raise ValueError(f"runtime.model_file {model_file!r} is not in {folder}")
+    complete = complete_manifest(folder, manifest)
     write_json(Path(folder) / MANIFEST_FILE, complete)
     return complete
+
 
 
 def publish_version(staging: Path, model_root: Path, version: str) -> Path:
@@ -198,19 +142,6 @@ def read_latest(model_root: Path) -> str:
     return (Path(model_root) / LATEST_FILE).read_text(encoding="utf-8").strip()
 
 
-def verify_version(folder: Path) -> dict[str, Any]:
-    """Load a version's manifest and check every listed file's sha256 and size.
-
-    Returns the manifest; raises ValueError naming the first file that does not match.
-    """
-    manifest = json.loads((Path(folder) / MANIFEST_FILE).read_text(encoding="utf-8"))
-    for name, expected in manifest["files"].items():
-        path = Path(folder) / name
-        if not path.is_file():
-            raise ValueError(f"{path}: listed in the manifest but missing")
-        if file_entry(path) != expected:
-            raise ValueError(f"{path}: sha256/size differ from the manifest")
-    return manifest
 
 
 def _replace_with_text(path: Path, text: str) -> None:

@@ -2,16 +2,12 @@
 
     python -m train.image import --tflite PATH --labels PATH [--bucket model_bucket]
                                 [--name image] [--mean M --std S] [--filter bilinear]
-                                [--float [--parity-images DIR]]
     python -m train.image keras [--weights imagenet|PATH|none] [--alpha 1.0] [--size 224]
                                 [--quantize none|float16|int8] [--representative DIR]
                                 [--labels FILE] [--bucket model_bucket] [--name image]
 
-`import` packages an existing `.tflite` classifier (works offline, no TensorFlow); with
-`--float` it stores the float32 twin of a quantized model instead (`train.tflite_float`:
-XNNPACK runs it about 1.6x faster on x86, the file is 4x larger), after checking on synthetic
-images and the `--parity-images` photos that it answers like the quantized model (every
-probability within 0.15, the same top-1 on every photo). `keras` builds Keras MobileNetV2,
+`import` packages an existing `.tflite` classifier, quantized or float (works offline, no
+TensorFlow). `keras` builds Keras MobileNetV2,
 converts it and checks that the `.tflite` answers like Keras.
 Both write `<bucket>/<name>/<version>/` (model.tflite, labels.txt, manifest.json last) and
 then move `<bucket>/<name>/LATEST`, following model_bucket/README.md.
@@ -30,15 +26,10 @@ from typing import Any
 from train.image_import import (
     DEFAULT_FILTER,
     DEFAULT_NAME,
-    FLOAT_MAX_PROB_DIFF,
     RESIZE_FILTERS,
     ImportRefused,
-    ParityFailed,
-    import_classifier,
     import_version,
 )
-
-__all__ = ["import_classifier", "main", "summary"]  # import_classifier: for tests and callers
 
 DEFAULT_BUCKET = Path("model_bucket")
 EXIT_PARITY = 1
@@ -61,13 +52,6 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
                           "1/scale if quantized, else 127.5")
     imported.add_argument("--filter", default=DEFAULT_FILTER, choices=RESIZE_FILTERS,
                           help=f"PIL resize filter (default {DEFAULT_FILTER})")
-    imported.add_argument("--float", dest="dequantize", action="store_true",
-                          help="store a float32 copy of a quantized model (XNNPACK runs it "
-                          "~1.6x faster on x86; 4x the file size), checked against the "
-                          "quantized model first")
-    imported.add_argument("--parity-images", type=Path, metavar="DIR",
-                          help="with --float: photos on which the float32 copy must give the "
-                          f"same top-1 (and every probability within {FLOAT_MAX_PROB_DIFF:g})")
     built = commands.add_parser("keras", help="build, convert and check Keras MobileNetV2")
     built.add_argument("--weights", default="imagenet",
                        help="imagenet (needs the network), none (random) or a weights file")
@@ -90,8 +74,6 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if args.route == "import" and (args.mean is None) != (args.std is None):
         parser.error("give both --mean and --std, or neither")
-    if args.route == "import" and args.parity_images is not None and not args.dequantize:
-        parser.error("--parity-images checks the float32 copy: give it with --float")
     args.command = shlex.join(["python", "-m", "train.image", *argv])
     return args
 
@@ -108,12 +90,7 @@ def run_import(args: argparse.Namespace, say: Progress) -> tuple[Path, dict[str,
     """The `import` route: (version folder, manifest)."""
     try:
         return import_version(args.tflite, args.labels, args.bucket, args.name, args.mean,
-                              args.std, args.filter, dequantize=args.dequantize,
-                              parity_images=args.parity_images, command=args.command,
-                              progress=say)
-    except ParityFailed as error:
-        raise CommandFailed(f"parity check failed, nothing imported: {error}",
-                            EXIT_PARITY) from None
+                              args.std, args.filter, command=args.command, progress=say)
     except ImportRefused as error:
         raise CommandFailed(f"nothing imported: {error}", EXIT_INPUT) from None
 
@@ -167,18 +144,7 @@ def summary(manifest: Mapping[str, Any], version_folder: Path) -> str:
         + (f" (scale {out_q['scale']:.6g}, zero point {out_q['zero_point']})" if out_q else "")
         + f", activation {spec_out['activation']}, label_offset {spec_out['label_offset']}")
     metrics = manifest["metrics"]
-    if metrics.get("parity_reference") == "quantized source":
-        photos = metrics["parity_photos"]
-        synthetic = metrics["parity_samples"] - photos
-        synthetic_agreements = (metrics["parity_top1_agreements"]
-                                - metrics["parity_photo_top1_agreements"])
-        lines.append(
-            f"  parity    float32 vs quantized: top-1 agrees on "
-            f"{metrics['parity_photo_top1_agreements']}/{photos} photos (all needed) and "
-            f"{synthetic_agreements}/{synthetic} synthetic images (near-ties, not needed), max "
-            f"|quantized - float32| probability {metrics['parity_max_prob_diff']:.3g} "
-            f"(limit {metrics['parity_max_prob_diff_limit']:g})")
-    elif "parity_top1_agreement" in metrics:
+    if "parity_top1_agreement" in metrics:
         limit = metrics["parity_max_prob_diff_limit"]
         limit_text = "not bounded" if limit is None else f"limit {limit:g}"
         lines.append(
@@ -194,7 +160,6 @@ def _source(training: Mapping[str, Any]) -> str:
     if training["source"] == "import":
         model, labels = training["model"], training["labels"]
         return (f"import of {model['file']} (sha256 {model['sha256'][:DIGEST_CHARS]}…)"
-                + (", dequantized to float32" if "dequantized" in training else "")
                 + f", labels {labels['file']}"
                 + (" (leading 'background' line dropped)"
                    if labels["background_line_dropped"] else ""))

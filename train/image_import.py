@@ -2,16 +2,10 @@
 
 Everything about the model (input size, dtypes, quantization, number of outputs) is read from
 the `.tflite` itself with LiteRT; the label file is fitted to the outputs (a leading
-"background" class is detected); the manifest follows model_bucket/README.md, "Image
-classification". The Keras route (`train.image_keras`) converts a model to a `.tflite` and
-then writes its version with the same code (`write_version`).
-
-With `dequantize`, a quantized model is stored as its float32 twin (`train.tflite_float`), which
-LiteRT's XNNPACK runs about 1.6x faster on x86 for 4x the file size. The twin takes the real
-values the quantized model saw (same normalization, no input quantization) and must answer like
-its source (`float_parity`): the largest probability difference over the parity images is at
-most FLOAT_MAX_PROB_DIFF and top-1 agrees on every photo given; else ParityFailed, nothing
-written.
+"background" class is detected); the manifest's input and output are the contract's
+`ImageSpec` (modelserve.contract, documented in model_bucket/README.md). The Keras route
+(`train.image_keras`) converts a model to a `.tflite` and then writes its version with the
+same code (`write_version`). A float model is imported like a quantized one.
 """
 
 from __future__ import annotations
@@ -19,68 +13,41 @@ from __future__ import annotations
 import math
 import shlex
 import shutil
-import tempfile
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, replace
-from datetime import UTC, datetime
-from importlib.metadata import version as package_version
+from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from ai_edge_litert.interpreter import Interpreter
-from PIL import Image, ImageOps, UnidentifiedImageError
 
+from modelserve import contract
+from modelserve.contract import (
+    ACTIVATION_NONE,
+    ACTIVATION_SOFTMAX,
+    BACKGROUND_LABEL,
+    CHANNELS,
+    LABEL_FILE,
+    MODEL_FILE,
+    QUANTIZED_DTYPES,
+    RESIZE_FILTERS,
+    ImageSpec,
+    Quantization,
+)
 from train import bucket
 
 DEFAULT_NAME = "image"
-TASK = "image_classification"
-MODEL_FILE = "model.tflite"
-LABEL_FILE = "labels.txt"
-CHANNELS = 3
-COLOR = "RGB"
-RESIZE_MODE = "stretch"
 DEFAULT_FILTER = "bilinear"
-RESIZE_FILTERS = ("nearest", "bilinear", "bicubic", "lanczos", "box", "hamming")  # modelserve's
-SUPPORTED_DTYPES = ("float32", "uint8", "int8")
-QUANTIZED_DTYPES = ("uint8", "int8")
+SUPPORTED_DTYPES = (contract.FLOAT_DTYPE, *QUANTIZED_DTYPES)
 FLOAT_MEAN = FLOAT_STD = 127.5  # MobileNet's [-1, 1]: what keras' preprocess_input does
-BACKGROUND = "background"
-ACTIVATION_NONE = "none"
-ACTIVATION_SOFTMAX = "softmax"
 GREY_PIXEL = 128  # the test input for the activation check
 PROBABILITY_SUM_TOLERANCE = 1e-3
-# The float32 twin of a quantized model (dequantize) differs from its source by the source's
-# quantization noise (the shared MobileNetV2: probabilities within 0.022 on the shared photos);
-# a conversion error moves them far more (weight zero points off by one: 0.99, every top-1
-# changed). Top-1 must agree on photos only: on the synthetic images the top two classes nearly
-# tie (shared model: margins under 0.02), so quantization noise may swap them.
-FLOAT_MAX_PROB_DIFF = 0.15
-PARITY_NOISE_IMAGES = 3
-PARITY_SEED = 0
-MAX_PARITY_PHOTOS = 200
-IMAGE_SUFFIXES = (".bmp", ".gif", ".jpeg", ".jpg", ".png", ".webp", ".tif", ".tiff")
-MEGABYTE = 1e6
 Progress = Callable[[str], None]
 
 
 class ImportRefused(ValueError):
     """The model or its labels cannot be packaged; the message says what to fix."""
-
-
-class ParityFailed(ImportRefused):
-    """The float32 twin does not answer like its quantized source; nothing was written."""
-
-
-@dataclass(frozen=True)
-class Quantization:
-    """Affine quantization of a tensor: real = (q - zero_point) * scale."""
-
-    scale: float
-    zero_point: int
-
-    def as_json(self) -> dict[str, Any]:
-        return {"scale": self.scale, "zero_point": self.zero_point}
 
 
 @dataclass(frozen=True)
@@ -179,13 +146,13 @@ def fit_labels(labels: Sequence[str], classes: int) -> LabelPlan:
     labels = tuple(labels)
     if classes == len(labels) + 1:
         return LabelPlan(labels, 1, dropped_background=False)
-    if classes == len(labels) and labels and labels[0].casefold() == BACKGROUND:
+    if classes == len(labels) and labels and labels[0].casefold() == BACKGROUND_LABEL:
         return LabelPlan(labels[1:], 1, dropped_background=True)
     if classes == len(labels):
         return LabelPlan(labels, 0, dropped_background=False)
     raise ImportRefused(
         f"the model has {classes} outputs but the label file has {len(labels)} labels: "
-        f"expected {classes} labels (a first line '{BACKGROUND}' is allowed) or "
+        f"expected {classes} labels (a first line '{BACKGROUND_LABEL}' is allowed) or "
         f"{classes - 1} when output 0 is an unlisted background class"
     )
 
@@ -213,13 +180,8 @@ def choose_normalization(info: ModelInfo, mean: float | None, std: float | None)
 
 def pixel_lut(info: ModelInfo, normalization: Normalization) -> np.ndarray:
     """256 entries: pixel value -> model input value in the input dtype (as the server does)."""
-    real = (np.arange(256, dtype=np.float64) - normalization.mean) / normalization.std
-    if info.input_quantization is None:
-        return real.astype(np.float32)
-    limits = np.iinfo(np.dtype(info.input_dtype))
-    scale, zero_point = info.input_quantization.scale, info.input_quantization.zero_point
-    quantized = np.round(real / scale) + zero_point
-    return np.clip(quantized, limits.min, limits.max).astype(info.input_dtype)
+    return contract.pixel_table(normalization.mean, normalization.std, info.input_dtype,
+                                info.input_quantization)
 
 
 def run_model(path: Path, info: ModelInfo, normalization: Normalization,
@@ -236,16 +198,9 @@ def run_model(path: Path, info: ModelInfo, normalization: Normalization,
             interpreter.invoke()
         except (RuntimeError, ValueError) as error:
             raise ImportRefused(f"{path.name}: LiteRT cannot run the model ({error})") from None
-        scores.append(dequantize(interpreter.get_tensor(output_index), info.output_quantization))
+        scores.append(contract.dequantize(interpreter.get_tensor(output_index).reshape(-1),
+                                          info.output_quantization))
     return np.stack(scores)
-
-
-def dequantize(raw: np.ndarray, quantization: Quantization | None) -> np.ndarray:
-    """Raw output values as float32 (real = (q - zero_point) * scale when quantized)."""
-    values = np.asarray(raw).reshape(-1).astype(np.float32)
-    if quantization is None:
-        return values
-    return (values - quantization.zero_point) * np.float32(quantization.scale)
 
 
 def detect_activation(info: ModelInfo, scores: np.ndarray) -> str:
@@ -271,38 +226,30 @@ def grey_image(info: ModelInfo) -> np.ndarray:
     return np.full((1, info.height, info.width, CHANNELS), GREY_PIXEL, dtype=np.uint8)
 
 
+def image_spec(content: VersionContent) -> ImageSpec:
+    """The contract's description of the version's pixels, outputs and labels."""
+    info = content.info
+    return ImageSpec(
+        height=info.height, width=info.width, input_dtype=info.input_dtype,
+        mean=content.normalization.mean, std=content.normalization.std,
+        input_quantization=info.input_quantization, resize_filter=content.resize_filter,
+        classes=info.classes, output_dtype=info.output_dtype,
+        output_quantization=info.output_quantization, activation=content.activation,
+        label_offset=content.labels.offset,
+    )
+
+
 def build_manifest(name: str, version: str, created_at: datetime,
                    content: VersionContent) -> dict[str, Any]:
     """The manifest of an image version (without `files`, which `bucket.write_manifest` adds)."""
-    info = content.info
     return {
-        "schema_version": bucket.SCHEMA_VERSION,
+        "schema_version": contract.SCHEMA_VERSION,
         "name": name,
         "version": version,
-        "task": TASK,
-        "created_at": created_at.astimezone(UTC).isoformat(timespec="seconds")
-        .replace("+00:00", "Z"),
-        "runtime": {"format": "tflite", "model_file": MODEL_FILE},
-        "input": {
-            "kind": "image",
-            "height": info.height,
-            "width": info.width,
-            "channels": CHANNELS,
-            "color": COLOR,
-            "dtype": info.input_dtype,
-            "resize": {"filter": content.resize_filter, "mode": RESIZE_MODE},
-            "normalization": {"mean": content.normalization.mean,
-                              "std": content.normalization.std},
-            "quantization": _json_or_none(info.input_quantization),
-        },
-        "output": {
-            "classes": info.classes,
-            "dtype": info.output_dtype,
-            "quantization": _json_or_none(info.output_quantization),
-            "activation": content.activation,
-            "label_file": LABEL_FILE,
-            "label_offset": content.labels.offset,
-        },
+        "task": contract.TASK_IMAGE_CLASSIFICATION,
+        "created_at": contract.created_at_text(created_at),
+        "runtime": {"format": contract.RUNTIME_FORMAT, "model_file": MODEL_FILE},
+        **image_spec(content).manifest_sections(),
         "training": content.training,
         "metrics": content.metrics,
     }
@@ -326,17 +273,6 @@ def write_version(bucket_root: Path, name: str, tflite: Path,
         )
 
 
-def import_classifier(tflite: Path, labels: Path, bucket: Path, **options: Any) -> Path:
-    """Package an existing TFLite classifier as a new version of `bucket/name`; the folder.
-
-    `options` are `import_version`'s (name, mean, std, resize_filter, dequantize,
-    parity_images, command, progress). Everything is checked before the bucket is touched:
-    ImportRefused (ParityFailed among them) means nothing was written.
-    """
-    folder, _ = import_version(tflite, labels, bucket, **options)
-    return folder
-
-
 def import_version(
     tflite: Path,
     labels: Path,
@@ -346,16 +282,12 @@ def import_version(
     std: float | None = None,
     resize_filter: str = DEFAULT_FILTER,
     *,
-    dequantize: bool = False,
-    parity_images: Path | None = None,
     command: str | None = None,
     progress: Progress | None = None,
 ) -> tuple[Path, dict[str, Any]]:
     """Package an existing TFLite classifier as a new version; (version folder, manifest).
 
-    `dequantize`: store the float32 twin of a quantized model, checked against it on synthetic
-    images and the photos in `parity_images` (see the module docstring). Everything is checked
-    before the bucket is touched: ImportRefused (ParityFailed among them) means nothing was
+    Everything is checked before the bucket is touched: ImportRefused means nothing was
     written.
     """
     say = progress or (lambda _message: None)
@@ -366,9 +298,6 @@ def import_version(
     if resize_filter not in RESIZE_FILTERS:
         raise ImportRefused(f"resize filter {resize_filter!r} is not one of "
                             f"{', '.join(RESIZE_FILTERS)}")
-    if parity_images is not None and not dequantize:
-        raise ImportRefused("parity images check the float32 twin: give them with "
-                            "dequantize (--float)")
     say(f"Reading {tflite.name}")
     info = inspect_model(tflite)
     say(f"  input {info.height}x{info.width}x3 {info.input_dtype}, "
@@ -377,8 +306,6 @@ def import_version(
     say(f"Fitted {labels.name}: {len(plan.labels)} labels, label_offset {plan.offset}"
         + (" (leading 'background' line dropped)" if plan.dropped_background else ""))
     normalization = choose_normalization(info, mean, std)
-    photos = (load_photos(Path(parity_images), info, resize_filter)
-              if parity_images is not None else None)
     say("Running one inference on a grey image to check the outputs")
     activation = detect_activation(info, run_model(tflite, info, normalization,
                                                    grey_image(info))[0])
@@ -389,108 +316,10 @@ def import_version(
         resize_filter=resize_filter,
         activation=activation,
         training=import_provenance(tflite, labels, plan, command or _import_command(
-            tflite, labels, bucket_root, name, mean, std, resize_filter, dequantize,
-            parity_images)),
+            tflite, labels, bucket_root, name, mean, std, resize_filter)),
         metrics={},
     )
-    if not dequantize:
-        return write_version(bucket_root, name, tflite, content)
-    with tempfile.TemporaryDirectory(prefix="train-image-") as scratch:
-        twin = Path(scratch) / f"{tflite.stem}.float32.tflite"
-        twin_info = float_twin(tflite, twin)
-        say(f"Dequantized to float32: {tflite.stat().st_size / MEGABYTE:.1f} MB -> "
-            f"{twin.stat().st_size / MEGABYTE:.1f} MB")
-        samples = synthetic_images(info)
-        say(f"Checking the float32 model against {tflite.name} on {len(samples)} synthetic "
-            f"images and {0 if photos is None else len(photos)} photos")
-        metrics = float_parity(tflite, info, twin, twin_info, normalization, activation,
-                               samples, photos)
-        content = replace(content, info=twin_info, metrics=metrics,
-                          training={**content.training, "dequantized": dequantize_provenance()})
-        return write_version(bucket_root, name, twin, content)
-
-
-def float_twin(source: Path, target: Path) -> ModelInfo:
-    """Write the float32 twin of the quantized `source` to `target`; what LiteRT reads in it."""
-    from train.tflite_float import dequantize_model  # here: tflite_float builds on ImportRefused
-
-    target.write_bytes(dequantize_model(source.read_bytes()))
-    return inspect_model(target)
-
-
-def synthetic_images(info: ModelInfo) -> np.ndarray:
-    """The fixed parity inputs: mid-grey, an RGB gradient and PARITY_NOISE_IMAGES seeded
-    uniform-noise images, uint8 RGB, shape (n, H, W, 3)."""
-    across = np.linspace(0, 255, info.width)[np.newaxis, :].repeat(info.height, axis=0)
-    down = np.linspace(0, 255, info.height)[:, np.newaxis].repeat(info.width, axis=1)
-    gradient = np.stack([across, down, 255 - across], axis=-1).round().astype(np.uint8)
-    noise = np.random.default_rng(PARITY_SEED).integers(
-        0, 256, (PARITY_NOISE_IMAGES, info.height, info.width, CHANNELS), dtype=np.uint8)
-    return np.concatenate([grey_image(info), gradient[np.newaxis], noise])
-
-
-def load_photos(folder: Path, info: ModelInfo, resize_filter: str) -> np.ndarray:
-    """The images in `folder` (sorted by name, at most MAX_PARITY_PHOTOS), upright RGB,
-    stretched to the model's input with `resize_filter`, shape (n, H, W, 3)."""
-    if not folder.is_dir():
-        raise ImportRefused(f"parity images: {folder} is not a folder")
-    resample = Image.Resampling[resize_filter.upper()]
-    photos = []
-    for path in sorted(folder.iterdir()):
-        if path.suffix.lower() not in IMAGE_SUFFIXES or not path.is_file():
-            continue
-        try:
-            with Image.open(path) as image:
-                upright = ImageOps.exif_transpose(image).convert(COLOR)
-                photos.append(np.asarray(upright.resize((info.width, info.height), resample),
-                                         dtype=np.uint8))
-        except (OSError, UnidentifiedImageError) as error:
-            raise ImportRefused(f"{path}: not a readable image ({error})") from None
-        if len(photos) == MAX_PARITY_PHOTOS:
-            break
-    if not photos:
-        raise ImportRefused(f"parity images: no images in {folder} "
-                            f"({', '.join(IMAGE_SUFFIXES)})")
-    return np.stack(photos)
-
-
-def float_parity(source: Path, source_info: ModelInfo, twin: Path, twin_info: ModelInfo,
-                 normalization: Normalization, activation: str, synthetic: np.ndarray,
-                 photos: np.ndarray | None) -> dict[str, Any]:
-    """Run the quantized source and its float32 twin on the same pixels; the manifest's
-    `metrics`. ParityFailed when a probability differs by more than FLOAT_MAX_PROB_DIFF or
-    top-1 differs on a photo."""
-    samples = synthetic if photos is None else np.concatenate([synthetic, photos])
-    expected = _probabilities(run_model(source, source_info, normalization, samples), activation)
-    answered = _probabilities(run_model(twin, twin_info, normalization, samples), activation)
-    agrees = expected.argmax(axis=1) == answered.argmax(axis=1)
-    photo_agrees = agrees[len(synthetic):]
-    max_diff = float(np.abs(expected - answered).max())
-    metrics = {
-        "parity_reference": "quantized source",
-        "parity_samples": len(samples),
-        "parity_photos": len(photo_agrees),
-        "parity_top1_agreements": int(agrees.sum()),
-        "parity_photo_top1_agreements": int(photo_agrees.sum()),
-        "parity_max_prob_diff": max_diff,
-        "parity_max_prob_diff_limit": FLOAT_MAX_PROB_DIFF,
-    }
-    problems = []
-    if max_diff > FLOAT_MAX_PROB_DIFF:
-        problems.append(f"a probability differs by {max_diff:.3g} (limit {FLOAT_MAX_PROB_DIFF:g})")
-    if not photo_agrees.all():
-        problems.append(f"top-1 differs on {int((~photo_agrees).sum())} of "
-                        f"{len(photo_agrees)} photos")
-    if problems:
-        raise ParityFailed(f"the float32 model does not answer like {source.name}: "
-                           + "; ".join(problems))
-    return metrics
-
-
-def dequantize_provenance() -> dict[str, Any]:
-    """The manifest's `training.dequantized` block: how model.tflite was made from the source."""
-    return {"dtype": "float32", "tool": "train.tflite_float",
-            "ai_edge_litert": package_version("ai-edge-litert")}
+    return write_version(bucket_root, name, tflite, content)
 
 
 def import_provenance(tflite: Path, labels: Path, plan: LabelPlan,
@@ -498,26 +327,21 @@ def import_provenance(tflite: Path, labels: Path, plan: LabelPlan,
     """The manifest's `training` block for an imported model."""
     return {
         "source": "import",
-        "model": {"file": tflite.name, "sha256": bucket.sha256_file(tflite)},
-        "labels": {"file": labels.name, "sha256": bucket.sha256_file(labels),
+        "model": {"file": tflite.name, "sha256": contract.sha256_file(tflite)},
+        "labels": {"file": labels.name, "sha256": contract.sha256_file(labels),
                    "background_line_dropped": plan.dropped_background},
         "command": command,
     }
 
 
 def _import_command(tflite: Path, labels: Path, bucket_root: Path, name: str,
-                    mean: float | None, std: float | None, resize_filter: str,
-                    dequantize: bool, parity_images: Path | None) -> str:
-    """The command line equivalent to an `import_classifier` call (for provenance)."""
+                    mean: float | None, std: float | None, resize_filter: str) -> str:
+    """The command line equivalent to an `import_version` call (for provenance)."""
     words = ["python", "-m", "train.image", "import", "--tflite", str(tflite),
              "--labels", str(labels), "--bucket", str(bucket_root), "--name", name]
     if mean is not None and std is not None:
         words += ["--mean", repr(mean), "--std", repr(std)]
     words += ["--filter", resize_filter]
-    if dequantize:
-        words.append("--float")
-    if parity_images is not None:
-        words += ["--parity-images", str(parity_images)]
     return shlex.join(words)
 
 
@@ -547,16 +371,3 @@ def _quantization(detail: Mapping[str, Any], dtype: str, path: Path) -> Quantiza
         raise ImportRefused(f"{path.name}: {dtype} tensor {detail['name']!r} has no "
                             "per-tensor quantization scale")
     return Quantization(float(scale), int(zero_point))
-
-
-def _probabilities(scores: np.ndarray, activation: str) -> np.ndarray:
-    """Rows of scores as probabilities (softmax when the activation says so)."""
-    scores = np.asarray(scores, dtype=np.float64)
-    if activation != ACTIVATION_SOFTMAX:
-        return scores
-    exp = np.exp(scores - scores.max(axis=1, keepdims=True))
-    return exp / exp.sum(axis=1, keepdims=True)
-
-
-def _json_or_none(quantization: Quantization | None) -> dict[str, Any] | None:
-    return None if quantization is None else quantization.as_json()

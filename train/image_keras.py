@@ -31,9 +31,9 @@ import numpy as np
 import tensorflow as tf
 from PIL import Image, UnidentifiedImageError
 
-from train import bucket
+from modelserve import contract
+from modelserve.contract import ACTIVATION_NONE
 from train.image_import import (
-    ACTIVATION_NONE,
     DEFAULT_FILTER,
     FLOAT_MEAN,
     FLOAT_STD,
@@ -266,7 +266,7 @@ def keras_provenance(options: KerasOptions, labels_source: str,
     weights: dict[str, Any] = {"source": options.weights}
     if options.weights not in (IMAGENET, NO_WEIGHTS):
         path = Path(options.weights)
-        weights = {"source": "file", "file": path.name, "sha256": bucket.sha256_file(path)}
+        weights = {"source": "file", "file": path.name, "sha256": contract.sha256_file(path)}
     return {
         "source": "keras",
         "architecture": "MobileNetV2",

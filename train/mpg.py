@@ -17,13 +17,14 @@ import sys
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
+from modelserve import contract
 from train import bucket, mpg_data, mpg_model, mpg_report
 
 if TYPE_CHECKING:
@@ -33,7 +34,7 @@ DEFAULT_MAX_EPOCHS = 1000
 DEFAULT_BUCKET = Path("model_bucket")
 DEFAULT_NAME = "mpg"
 MODEL_KERAS = "model.keras"
-MODEL_TFLITE = "model.tflite"
+MODEL_TFLITE = contract.MODEL_FILE
 METRICS_FILE = "metrics.json"
 LOSS_CURVE_FILE = "loss_curve.png"
 PREDICTED_FILE = "predicted_vs_actual.png"
@@ -173,14 +174,12 @@ def build_manifest(
 ) -> dict[str, Any]:
     """The manifest (without `files`, which `bucket.write_manifest` adds)."""
     return {
-        "schema_version": bucket.SCHEMA_VERSION,
+        "schema_version": contract.SCHEMA_VERSION,
         "name": args.name,
         "version": version,
-        "task": "regression",
-        "created_at": created_at.astimezone(UTC)
-        .isoformat(timespec="seconds")
-        .replace("+00:00", "Z"),
-        "runtime": {"format": "tflite", "model_file": MODEL_TFLITE},
+        "task": contract.TASK_REGRESSION,
+        "created_at": contract.created_at_text(created_at),
+        "runtime": {"format": contract.RUNTIME_FORMAT, "model_file": MODEL_TFLITE},
         "input": {
             "kind": "tabular",
             "dtype": "float32",
@@ -256,7 +255,7 @@ def _training_provenance(
         "data": {
             "source": "vega_datasets" if args.data is None else "csv",
             "file": "vega_datasets/_data/cars.json" if args.data is None else str(args.data),
-            "sha256": bucket.sha256_file(source),
+            "sha256": contract.sha256_file(source),
             "description": "UCI Auto MPG",
         },
         "rows": {

@@ -33,7 +33,9 @@ from google.auth import exceptions as auth_exceptions
 from google.cloud import storage
 from google.cloud.storage.retry import DEFAULT_RETRY
 
-from train.bucket import HASH_CHUNK_BYTES, LATEST_FILE, MANIFEST_FILE, read_latest, verify_version
+from modelserve.contract import HASH_CHUNK_BYTES, LATEST_FILE, MANIFEST_FILE, verify_folder
+from modelserve.errors import ModelError
+from train.bucket import read_latest
 
 DEFAULT_BUCKET = Path("model_bucket")
 DEFAULT_MODELS = ("mpg", "image")
@@ -168,12 +170,12 @@ def local_version(local_bucket: Path, model: str, version: str | None) -> list[L
     if not folder.is_dir():
         raise PublishError(f"{folder} does not exist")
     try:
-        manifest = verify_version(folder)
-    except (OSError, ValueError, KeyError) as exc:
+        manifest = verify_folder(folder)
+    except ModelError as exc:
         raise PublishError(f"{folder} is not a complete version: {exc}") from None
-    if manifest.get("version") != version:
-        raise PublishError(f"{folder}/{MANIFEST_FILE} names version {manifest.get('version')!r}")
-    names = sorted(manifest["files"])
+    if manifest.version != version:
+        raise PublishError(f"{folder}/{MANIFEST_FILE} names version {manifest.version!r}")
+    names = sorted(manifest.files)
     return [LocalFile.of(folder / name) for name in (*names, MANIFEST_FILE)]
 
 

@@ -23,9 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO, Protocol
 
-from .errors import ModelError
-from .logs import get_logger
-from .manifest import (
+from .contract import (
     LATEST_FILE,
     MANIFEST_FILE,
     VERSION_PATTERN,
@@ -34,6 +32,8 @@ from .manifest import (
     parse_manifest,
     verify,
 )
+from .errors import ModelError
+from .logs import get_logger
 
 PARTIAL_SUFFIX = ".part"
 

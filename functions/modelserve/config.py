@@ -1,4 +1,9 @@
-"""Configuration from environment variables: the only module that reads os.environ."""
+"""Configuration from environment variables: the only module that reads os.environ.
+
+Each function reads its own model variable (from its declaration), the variables every
+function reads (COMMON_VARIABLES) and those of its task kind (TASK_VARIABLES), and nothing
+else: predict_mpg never validates classify_image's limits.
+"""
 
 from __future__ import annotations
 
@@ -9,11 +14,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from .declarations import FUNCTIONS, IMAGE, TABULAR, Declaration
+
 SOURCE_ROOT = Path(__file__).resolve().parent.parent  # the functions/ folder
-_DEFAULT_BUCKET = SOURCE_ROOT.parent / "model_bucket"
+LOCAL_BUCKET = SOURCE_ROOT.parent / "model_bucket"
 
 OUT_OF_RANGE_POLICIES = ("reject", "warn")
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+FUNCTION_TARGET = "FUNCTION_TARGET"  # set by functions-framework (and Cloud Run) to the target
 
 
 class ConfigError(ValueError):
@@ -29,89 +37,108 @@ class Variable:
     description: str
 
 
-# Every environment variable the package reads. Terraform's checks and the README's table use it.
-VARIABLES: tuple[Variable, ...] = (
-    Variable(
-        "MPG_MODEL_URI",
-        str(_DEFAULT_BUCKET / "mpg"),
-        "predict_mpg model: local path, file:// or gs://bucket/path (model root or version)",
-    ),
-    Variable(
-        "IMAGE_MODEL_URI",
-        str(_DEFAULT_BUCKET / "image"),
-        "classify_image model: local path, file:// or gs://bucket/path",
-    ),
-    Variable(
-        "MODEL_CACHE_DIR",
-        str(Path(tempfile.gettempdir()) / "model-cache"),
-        "where downloaded model versions are kept (versions are immutable)",
-    ),
-    Variable("MAX_JSON_BYTES", "65536", "largest JSON body accepted by predict_mpg (413 above)"),
-    Variable("MAX_BATCH_SIZE", "256", "most instances in one predict_mpg batch"),
-    Variable(
-        "MAX_IMAGE_BYTES", "10485760", "largest upload accepted by classify_image (413 above)"
-    ),
-    Variable("MAX_IMAGE_PIXELS", "12000000",
-             "most pixels an upload may decode to (JPEG: after scaled decoding); 413 above"),
-    Variable(
-        "BODY_READ_TIMEOUT_SECONDS",
-        "10",
-        "longest a client may take to send a request body (408 after)",
-    ),
-    Variable(
-        "OUT_OF_RANGE",
-        "reject",
-        "reject: values outside the training range give 400; warn: predict and add a warning",
-    ),
-    Variable(
-        "CORS_ORIGINS", "", "comma-separated origins allowed to call from a browser ('*' any)"
-    ),
+COMMON_VARIABLES: tuple[Variable, ...] = (
+    Variable("MODEL_CACHE_DIR", str(Path(tempfile.gettempdir()) / "model-cache"),
+             "where downloaded model versions are kept (versions are immutable)"),
+    Variable("BODY_READ_TIMEOUT_SECONDS", "10",
+             "longest a client may take to send a request body (408 after)"),
+    Variable("CORS_ORIGINS", "", "comma-separated origins allowed to call from a browser "
+             "('*' any)"),
     Variable("LOG_LEVEL", "INFO", "DEBUG, INFO, WARNING or ERROR"),
-    Variable(
-        "INTERPRETER_POOL_SIZE",
-        "0",
-        "LiteRT interpreters per model for concurrent requests (0: one per CPU)",
-    ),
+    Variable("INTERPRETER_POOL_SIZE", "0",
+             "LiteRT interpreters per model for concurrent requests (0: one per CPU)"),
     Variable("INTERPRETER_THREADS", "1", "threads each LiteRT interpreter may use"),
-    Variable(
-        "LOAD_RETRY_MAX_SECONDS",
-        "30",
-        "longest wait between two attempts to load a model that failed to load",
-    ),
+    Variable("LOAD_RETRY_MAX_SECONDS", "30",
+             "longest wait between two attempts to load a model that failed to load"),
     Variable("GOOGLE_CLOUD_PROJECT", "", "project id, for linking log lines to Cloud Trace"),
 )
 
-_BY_NAME = {variable.name: variable for variable in VARIABLES}
+TASK_VARIABLES: dict[str, tuple[Variable, ...]] = {
+    TABULAR: (
+        Variable("MAX_JSON_BYTES", "65536", "largest JSON body a tabular function accepts "
+                 "(413 above)"),
+        Variable("MAX_BATCH_SIZE", "256", "most instances in one batch of a tabular function"),
+        Variable("OUT_OF_RANGE", "reject", "reject: values outside the training range give "
+                 "400; warn: predict and add a warning"),
+    ),
+    IMAGE: (
+        Variable("MAX_IMAGE_BYTES", "10485760", "largest upload an image function accepts "
+                 "(413 above)"),
+        Variable("MAX_IMAGE_PIXELS", "12000000", "most pixels an upload may decode to "
+                 "(JPEG: after scaled decoding); 413 above"),
+    ),
+}
+
+
+@dataclass(frozen=True)
+class TabularLimits:
+    max_json_bytes: int
+    max_batch_size: int
+    out_of_range: str
+
+
+@dataclass(frozen=True)
+class ImageLimits:
+    max_image_bytes: int
+    max_image_pixels: int
 
 
 @dataclass(frozen=True)
 class Settings:
     """The validated configuration of one function instance."""
 
-    mpg_model_uri: str
-    image_model_uri: str
+    function: str
+    model_uri: str
     model_cache_dir: Path
-    max_json_bytes: int
-    max_batch_size: int
-    max_image_bytes: int
-    max_image_pixels: int
     body_read_timeout_seconds: float
-    out_of_range: str
     cors_origins: tuple[str, ...]
     log_level: str
     interpreter_pool_size: int
     interpreter_threads: int
     load_retry_max_seconds: float
     project_id: str
+    limits: Any  # TabularLimits or ImageLimits, by the declaration's task
 
 
-def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
-    """Read and validate every variable; raise ConfigError naming the first bad one."""
+def model_variable(function: Declaration) -> Variable:
+    """The variable naming a function's model, defaulting to its folder in model_bucket/."""
+    return Variable(function.model_variable, str(LOCAL_BUCKET / function.model_folder),
+                    f"{function.name} model: local path, file:// or gs://bucket/path "
+                    "(model root or version)")
+
+
+def variables_for(function: Declaration) -> tuple[Variable, ...]:
+    """Every variable `function` reads, with its defaults (the declaration's limits applied)."""
+    task_variables = tuple(
+        Variable(v.name, function.limits.get(v.name, v.default), v.description)
+        for v in TASK_VARIABLES[function.task]
+    )
+    return (model_variable(function), *task_variables, *COMMON_VARIABLES)
+
+
+def all_variables(functions: tuple[Declaration, ...] = FUNCTIONS) -> tuple[Variable, ...]:
+    """Every variable any declared function reads, once each (the README's table)."""
+    seen: dict[str, Variable] = {}
+    for function in functions:
+        for variable in variables_for(function):
+            seen.setdefault(variable.name, variable)
+    return tuple(seen.values())
+
+
+def function_target(environ: Mapping[str, str] | None = None) -> str:
+    """The entry point this process serves ('' when unknown, e.g. imported by a tool)."""
     env = os.environ if environ is None else environ
+    return env.get(FUNCTION_TARGET, "")
+
+
+def load_settings(function: Declaration, environ: Mapping[str, str] | None = None) -> Settings:
+    """Read and validate `function`'s variables; ConfigError naming the first bad one."""
+    env = os.environ if environ is None else environ
+    defaults = {variable.name: variable.default for variable in variables_for(function)}
 
     def raw(name: str) -> str:
         value = env.get(name, "").strip()
-        return value if value else _BY_NAME[name].default
+        return value if value else defaults[name]
 
     def parsed(name: str, parse: Callable[[str], Any], expected: str) -> Any:
         value = raw(name)
@@ -120,29 +147,32 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         except ValueError:
             raise ConfigError(f"{name}={value!r} is not valid: expected {expected}.") from None
 
+    positive = (_positive_int, "a whole number above 0")
+    if function.task == TABULAR:
+        limits: Any = TabularLimits(
+            max_json_bytes=parsed("MAX_JSON_BYTES", *positive),
+            max_batch_size=parsed("MAX_BATCH_SIZE", *positive),
+            out_of_range=parsed("OUT_OF_RANGE", _choice(OUT_OF_RANGE_POLICIES),
+                                " or ".join(OUT_OF_RANGE_POLICIES)),
+        )
+    else:
+        limits = ImageLimits(max_image_bytes=parsed("MAX_IMAGE_BYTES", *positive),
+                             max_image_pixels=parsed("MAX_IMAGE_PIXELS", *positive))
     return Settings(
-        mpg_model_uri=parsed("MPG_MODEL_URI", _model_uri, "a path, file:// or gs://bucket/path"),
-        image_model_uri=parsed(
-            "IMAGE_MODEL_URI", _model_uri, "a path, file:// or gs://bucket/path"
-        ),
+        function=function.name,
+        model_uri=parsed(function.model_variable, _model_uri,
+                         "a path, file:// or gs://bucket/path"),
         model_cache_dir=Path(raw("MODEL_CACHE_DIR")),
-        max_json_bytes=parsed("MAX_JSON_BYTES", _positive_int, "a whole number above 0"),
-        max_batch_size=parsed("MAX_BATCH_SIZE", _positive_int, "a whole number above 0"),
-        max_image_bytes=parsed("MAX_IMAGE_BYTES", _positive_int, "a whole number above 0"),
-        max_image_pixels=parsed("MAX_IMAGE_PIXELS", _positive_int, "a whole number above 0"),
         body_read_timeout_seconds=parsed("BODY_READ_TIMEOUT_SECONDS", _positive_float,
                                          "a number of seconds above 0"),
-        out_of_range=parsed(
-            "OUT_OF_RANGE", _choice(OUT_OF_RANGE_POLICIES), " or ".join(OUT_OF_RANGE_POLICIES)
-        ),
         cors_origins=tuple(o.strip() for o in raw("CORS_ORIGINS").split(",") if o.strip()),
         log_level=parsed("LOG_LEVEL", _choice(LOG_LEVELS, upper=True), ", ".join(LOG_LEVELS)),
         interpreter_pool_size=parsed("INTERPRETER_POOL_SIZE", _pool_size, "0 or a whole number"),
-        interpreter_threads=parsed("INTERPRETER_THREADS", _positive_int, "a whole number above 0"),
-        load_retry_max_seconds=parsed(
-            "LOAD_RETRY_MAX_SECONDS", _positive_float, "a number of seconds above 0"
-        ),
+        interpreter_threads=parsed("INTERPRETER_THREADS", *positive),
+        load_retry_max_seconds=parsed("LOAD_RETRY_MAX_SECONDS", _positive_float,
+                                      "a number of seconds above 0"),
         project_id=raw("GOOGLE_CLOUD_PROJECT"),
+        limits=limits,
     )
 
 

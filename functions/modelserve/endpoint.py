@@ -3,15 +3,12 @@
 from __future__ import annotations
 
 import logging
-import threading
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any, Generic, Protocol, TypeVar
+from typing import Any, Generic
 
 import flask
 
-from .artifacts import ModelArtifacts, fetch_version
+from .artifacts import fetch_version
 from .config import Settings
 from .errors import AppError, MethodNotAllowed, NotFound
 from .http import (
@@ -23,60 +20,28 @@ from .http import (
     preflight_headers,
     request_id,
 )
-from .logs import get_logger, log_line, trace_fields
-from .manifest import Manifest
+from .logs import get_logger, log_line, milliseconds, trace_fields
 from .pages import page_response, wants_html
 from .runtime import LazyModel
+from .tasks.base import M, Task
 
-M = TypeVar("M", bound="LoadedModel")
-
-_GET = ("GET", "HEAD")
 _ALLOW_ROOT = ("GET", "POST", "OPTIONS")
+_ALLOW_POST = ("POST", "OPTIONS")
 _ALLOW_READ = ("GET", "OPTIONS")
-
-
-@dataclass(frozen=True)
-class LoadedModel:
-    """What every loaded model carries: its verified manifest and where it came from."""
-
-    manifest: Manifest
-    version_uri: str
-
-    def reference(self) -> dict[str, str]:
-        return {"name": self.manifest.name, "version": self.manifest.version}
-
-
-class Task(Protocol[M]):
-    """What differs between the two functions; everything else lives in Endpoint."""
-
-    function_name: str
-    title: str
-    page: str  # the demo page in static/, answered on GET / to clients that prefer HTML
-
-    def extra_files(self, manifest: Manifest) -> tuple[str, ...]:
-        """Files beyond the model file that must be fetched and verified."""
-
-    def build(self, artifacts: ModelArtifacts, settings: Settings) -> M:
-        """Turn verified artifacts into a ready model (interpreters, schema, labels)."""
-
-    def warm_up(self, model: M) -> None:
-        """Run one inference so a model that loads but cannot run fails at load time."""
-
-    def answer(self, request: flask.Request, model: LazyModel[M], settings: Settings) -> dict:
-        """Parse, validate and predict one POST; raise AppError for anything wrong."""
-
-    def openapi(self, model: M, settings: Settings) -> dict[str, Any]:
-        """The OpenAPI document, built from the model's manifest."""
+_READ_PATHS = ("/healthz", "/openapi.json")
 
 
 class Endpoint(Generic[M]):
     """Serves one Task as an HTTP Cloud Function."""
 
-    def __init__(self, task: Task[M], uri: str, settings: Settings) -> None:
+    def __init__(self, task: Task[M], settings: Settings) -> None:
         self.task = task
         self.settings = settings
+        self.name = task.declaration.name
+        self.post_paths = frozenset(("/", *task.declaration.paths))
         # Lives for the whole instance: loaded on the first request that needs it.
-        self.model: LazyModel[M] = LazyModel(uri, self._load, settings.load_retry_max_seconds)
+        self.model: LazyModel[M] = LazyModel(settings.model_uri, self._load,
+                                             settings.load_retry_max_seconds)
 
     def handle(self, request: flask.Request) -> flask.Response:
         """Route a request and always answer JSON: an answer or the error envelope."""
@@ -96,14 +61,19 @@ class Endpoint(Generic[M]):
 
     def _route(self, request: flask.Request, rid: str) -> flask.Response:
         path, method = request.path, request.method
-        allowed = _ALLOW_ROOT if path == "/" else _ALLOW_READ
-        if path not in ("/", "/healthz", "/openapi.json"):
+        if path == "/":
+            allowed = _ALLOW_ROOT
+        elif path in self.post_paths:
+            allowed = _ALLOW_POST  # the lesson's /api/... paths: POST / under another name
+        elif path in _READ_PATHS:
+            allowed = _ALLOW_READ
+        else:
             raise NotFound("not_found", f"No such path: {escape_for_message(path)}. Use POST /.")
         if method == "OPTIONS":
             return json_response(
                 rid, {}, 200, preflight_headers(request, self.settings.cors_origins)
             )
-        if method not in allowed and method not in _GET:
+        if method not in allowed and not (method == "HEAD" and "GET" in allowed):
             raise MethodNotAllowed(method, allowed)
         if path == "/healthz":
             return json_response(rid, {"status": "ok", "model": self.model.state})
@@ -120,10 +90,10 @@ class Endpoint(Generic[M]):
         try:
             model = self.model.get()
         except AppError:
-            return {"function": self.task.function_name, "uri": self.model.uri, **self.model.state}
+            return {"function": self.name, "uri": self.model.uri, **self.model.state}
         manifest = model.manifest
         return {
-            "function": self.task.function_name,
+            "function": self.name,
             "uri": self.model.uri,
             **self.model.state,
             "model": {
@@ -151,17 +121,17 @@ class Endpoint(Generic[M]):
             "cold start: model loaded",
             extra={
                 "fields": {
-                    "function": self.task.function_name,
+                    "function": self.name,
                     "uri": self.model.uri,
                     "model_version": artifacts.manifest.version,
                     "source": artifacts.version_uri,
                     "downloaded_bytes": artifacts.downloaded_bytes,
                     "cache_hit": artifacts.cache_hit,
                     **artifacts.timings_ms,
-                    "fetch_ms": _ms(built - started),
-                    "load_ms": _ms(loaded - built),
-                    "first_inference_ms": _ms(warmed - loaded),
-                    "total_ms": _ms(warmed - started),
+                    "fetch_ms": milliseconds(built - started),
+                    "load_ms": milliseconds(loaded - built),
+                    "first_inference_ms": milliseconds(warmed - loaded),
+                    "total_ms": milliseconds(warmed - started),
                 }
             },
         )
@@ -172,35 +142,12 @@ class Endpoint(Generic[M]):
         fields = trace_fields(request.environ, self.settings.project_id, rid)
         path = request.path[:60]
         fields.update(
-            function=self.task.function_name,
+            function=self.name,
             method=request.method,
             path=path,
             status=status,
-            latency_ms=_ms(time.perf_counter() - started),
+            latency_ms=milliseconds(time.perf_counter() - started),
             model_version=loaded.manifest.version if loaded else None,
         )
         severity = logging.WARNING if status >= 500 else logging.INFO
         log_line(severity, f"{request.method} {path} {status}", fields)
-
-
-def _ms(seconds: float) -> float:
-    return round(seconds * 1000, 2)
-
-
-class LazyEndpoint:
-    """An Endpoint built on its first request, so its task's imports (Pillow for
-    classify_image) cost nothing in an instance that serves only the other function."""
-
-    def __init__(self, build: Callable[[], Endpoint]) -> None:
-        self._build = build
-        self._lock = threading.Lock()
-        self._endpoint: Endpoint | None = None
-
-    def handle(self, request: flask.Request) -> flask.Response:
-        endpoint = self._endpoint
-        if endpoint is None:
-            with self._lock:
-                if self._endpoint is None:
-                    self._endpoint = self._build()
-                endpoint = self._endpoint
-        return endpoint.handle(request)

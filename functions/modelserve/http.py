@@ -1,22 +1,20 @@
-"""HTTP plumbing shared by both functions: request ids, JSON envelopes, body limits, CORS."""
+"""HTTP plumbing shared by every function: request ids, JSON envelopes, CORS, framework errors."""
 
 from __future__ import annotations
 
 import json
 import re
-import time
 import uuid
 from typing import Any
 
 import flask
 from werkzeug.exceptions import HTTPException
 
-from .errors import AppError, PayloadTooLarge, RequestTimeout, UnsupportedMediaType
+from .errors import AppError
 
 REQUEST_ID_HEADER = "X-Request-Id"
 # Request ids from clients end up in logs: short, and only characters that cannot forge a line.
 _SAFE_REQUEST_ID = re.compile(r"[A-Za-z0-9._:\-]{1,128}")
-_READ_CHUNK = 64 * 1024
 _ENCODE = json.JSONEncoder(separators=(",", ":"), allow_nan=False).encode  # built once
 CORS_MAX_AGE_SECONDS = 3600
 _JSON_CONTENT_TYPE = ("Content-Type", "application/json")
@@ -54,78 +52,6 @@ def error_response(request_id: str, error: AppError) -> flask.Response:
     """The error envelope `{"id", "errors": [{"field", "code", "message"}]}`."""
     body = {"errors": [problem.as_dict() for problem in error.problems]}
     return json_response(request_id, body, error.status, error.headers)
-
-
-def require_content_type(request: flask.Request, accepted: tuple[str, ...], hint: str) -> str:
-    """The media type if it starts with one of `accepted`, else 415 saying what to send."""
-    # As werkzeug's request.mimetype, without building its parsed-header cache per request.
-    media_type = request.environ.get("CONTENT_TYPE", "").partition(";")[0].strip().lower()
-    if not media_type.startswith(accepted):
-        got = escape_for_message(media_type) if media_type else "none"
-        raise UnsupportedMediaType(
-            "unsupported_media_type", f"Content-Type must be {hint}, got {got}.", "Content-Type"
-        )
-    return media_type
-
-
-def read_body(request: flask.Request, limit: int, timeout: float) -> bytes:
-    """The raw body, refusing (413) a declared or actual size above `limit` before buffering it.
-
-    A client that takes longer than `timeout` seconds to send it, in total or between two
-    packets, gets 408 instead of holding a worker thread.
-    """
-    declared = request.content_length
-    if declared is not None and declared > limit:
-        raise _abandon_body(request, _too_large(limit))
-    environ = request.environ
-    sock = environ.get("gunicorn.socket")
-    if sock is not None:
-        sock.settimeout(timeout)  # gunicorn makes it blocking again for the next request
-    deadline = time.monotonic() + timeout
-    # With a declared length the raw input is safe to read (never past Content-Length, as
-    # WSGI asks); werkzeug's wrapper is only needed to bound a body of unknown length.
-    stream = environ["wsgi.input"] if declared is not None else request.stream
-    chunks: list[bytes] = []
-    received = 0
-    while True:
-        # A declared length is read in one call (usually already buffered): no extra read
-        # for the end of the stream.
-        wanted = declared - received if declared is not None else _READ_CHUNK
-        if wanted <= 0:
-            break
-        try:
-            chunk = stream.read(min(wanted, limit + 1 - received))
-        except OSError:  # socket.timeout, or the client went away
-            raise _abandon_body(request, _too_slow(timeout)) from None
-        if not chunk:
-            break
-        chunks.append(chunk)
-        received += len(chunk)
-        if received > limit:
-            raise _abandon_body(request, _too_large(limit))
-        if time.monotonic() > deadline:
-            raise _abandon_body(request, _too_slow(timeout))
-    body = b"".join(chunks)
-    request._cached_data = body  # functions-framework's drain (get_data) then reads nothing
-    return body
-
-
-def _abandon_body(request: flask.Request, error: AppError) -> AppError:
-    # functions-framework drains the body after every response (request.get_data()); for a
-    # body refused half-read that would buffer all of it or wait on a stalled client. Mark it
-    # read (werkzeug's cache) and close the connection instead.
-    request._cached_data = b""
-    error.headers["Connection"] = "close"
-    return error
-
-
-def _too_large(limit: int) -> PayloadTooLarge:
-    return PayloadTooLarge("too_large", f"Request body is larger than the limit of {limit} bytes.")
-
-
-def _too_slow(timeout: float) -> RequestTimeout:
-    return RequestTimeout("request_timeout", f"The request body took longer than {timeout:g} s "
-                          "to arrive.")
 
 
 def cors_headers(request: flask.Request, allowed_origins: tuple[str, ...]) -> dict[str, str]:

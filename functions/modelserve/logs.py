@@ -107,3 +107,8 @@ def _parse_trace(environ: Any) -> tuple[str | None, str | None]:
 
 def _is_hex(text: str, length: int) -> bool:
     return len(text) == length and all(c in "0123456789abcdefABCDEF" for c in text)
+
+
+def milliseconds(seconds: float) -> float:
+    """A duration for a log line: milliseconds to two decimals."""
+    return round(seconds * 1000, 2)

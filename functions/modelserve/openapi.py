@@ -73,23 +73,32 @@ def build_document(
     model_version: str,
     request_body: dict[str, Any],
     success_schema: dict[str, Any],
+    post_paths: tuple[str, ...] = (),
+    parameters: list[dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
-    """A complete OpenAPI 3.1 document for one function: POST / plus the shared GET paths."""
+    """A complete OpenAPI 3.1 document for one function: POST / (and the same operation at
+    each of `post_paths`, e.g. the lesson's /api/mpg) plus the shared GET paths."""
     get_ok = {"type": "object", "required": ["id"]}
-    return {
+    post = {
+        "summary": description,
+        "requestBody": request_body,
+        "responses": {
+            "200": _json(success_schema, "The model's answer."),
+            **_errors(("400", "408", "413", "415", "503")),
+        },
+        **({"parameters": parameters} if parameters else {}),
+    }
+    aliases = {
+        path: {"post": {**post, "operationId": "predict_" + path.strip("/").replace("/", "_"),
+                        "description": "The same as POST /."}}
+        for path in post_paths
+    }
+    document = {
         "openapi": OPENAPI_VERSION,
         "info": {"title": title, "version": model_version, "description": description},
         "paths": {
             "/": {
-                "post": {
-                    "operationId": "predict",
-                    "summary": description,
-                    "requestBody": request_body,
-                    "responses": {
-                        "200": _json(success_schema, "The model's answer."),
-                        **_errors(("400", "408", "413", "415", "503")),
-                    },
-                },
+                "post": {"operationId": "predict", **post},
                 "get": {
                     "operationId": "metadata",
                     "summary": "Model, version, sha256, load state and input schema.",
@@ -120,3 +129,5 @@ def build_document(
         },
         "components": {"schemas": {"Error": ERROR_ENVELOPE, "ModelRef": MODEL_REF}},
     }
+    document["paths"].update(aliases)
+    return document

@@ -1,6 +1,6 @@
 """classify_image servers for the hardening tests, on the shared ImageNet model.
 
-The model is imported into a private bucket with train.image.import_classifier, exactly as
+The model is imported into a private bucket with train.image_import.import_version, exactly as
 `make models` does; tests that need it skip (with `requires_imagenet`) when IMAGENET_TFLITE
 and SHARED_IMAGES are unset.
 """
@@ -28,10 +28,10 @@ IMAGE_MODEL_NAME = "image"
 
 def import_imagenet_bucket(bucket: Path) -> Path:
     """Import the shared ImageNet classifier into `bucket`; the model root (`bucket/image`)."""
-    from train.image import import_classifier
+    from train.image_import import import_version
 
     tflite = Path(os.environ["IMAGENET_TFLITE"])
-    import_classifier(tflite, tflite.parent / "imagenet_labels.txt", bucket)
+    import_version(tflite, tflite.parent / "imagenet_labels.txt", bucket)
     return bucket / IMAGE_MODEL_NAME
 
 

@@ -60,10 +60,10 @@ def test_client_prints_each_errors_field_and_message(mpg_server: FunctionServer)
     reason="IMAGENET_TFLITE and SHARED_IMAGES name the shared model and photos (.ci/run sets them)",
 )
 def test_client_uploads_a_photo_as_the_lesson_did(tmp_path: Path) -> None:
-    from train.image_import import import_classifier
+    from train.image_import import import_version
 
     tflite = Path(os.environ["IMAGENET_TFLITE"])
-    import_classifier(tflite, tflite.parent / "imagenet_labels.txt", tmp_path / "bucket")
+    import_version(tflite, tflite.parent / "imagenet_labels.txt", tmp_path / "bucket")
     env = {"IMAGE_MODEL_URI": str(tmp_path / "bucket" / "image"),
            "MODEL_CACHE_DIR": str(tmp_path / "cache")}
     with FunctionServer("classify_image", env, tmp_path / "server.log") as server:

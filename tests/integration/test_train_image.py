@@ -20,14 +20,14 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from modelserve.artifacts import fetch_version
-from modelserve.config import load_settings
-from modelserve.image import ImageModel, ImageTask
-from modelserve.images import decode_image, to_rgb
+from modelserve.app import build_endpoint
+from modelserve.contract import WRITER_REQUIRED_KEYS, sha256_file, verify_folder
+from modelserve.declarations import declaration
+from modelserve.image_decoding import decode_image, to_rgb
+from modelserve.tasks.image_classification import ImageModel
 from tests.helpers import REPO_ROOT
 from train import bucket
-from train.image_import import FLOAT_MAX_PROB_DIFF, import_classifier
-from train.tflite_float import dequantize_model
+from train.image_import import import_version
 
 SHARED_MODEL_SHA256 = "7aad0c74c5e3c06e5eb3c827e13304fdd68a83da6087d92ee169c24ff9fd4776"
 LABELS_NAME = "imagenet_labels.txt"
@@ -122,8 +122,8 @@ def run_train(*args: str, env: dict[str, str] | None = None) -> subprocess.Compl
 
 def serve(model_root: Path, cache: Path) -> ImageModel:
     """The model LATEST names, loaded by the serving code exactly as classify_image loads it."""
-    task = ImageTask()
-    return task.build(fetch_version(str(model_root), cache, task.extra_files), load_settings({}))
+    environ = {"IMAGE_MODEL_URI": str(model_root), "MODEL_CACHE_DIR": str(cache)}
+    return build_endpoint(declaration("classify_image"), environ).model.get()
 
 
 def manifest_of(model_root: Path) -> dict[str, Any]:
@@ -141,10 +141,10 @@ def test_import_of_the_shared_model_writes_a_complete_version(
     shared_model: tuple[Path, Path], tmp_path: Path
 ) -> None:
     tflite, labels = shared_model
-    folder = import_classifier(tflite, labels, tmp_path / "bucket")
-    manifest = bucket.verify_version(folder)  # every listed file matches its sha256 and size
+    folder = import_version(tflite, labels, tmp_path / "bucket")[0]
+    manifest = verify_folder(folder).raw  # every listed file matches its sha256 and size
     assert bucket.read_latest(tmp_path / "bucket" / "image") == folder.name == manifest["version"]
-    assert all(key in manifest for key in bucket.REQUIRED_KEYS)
+    assert all(key in manifest for key in WRITER_REQUIRED_KEYS)
     assert manifest["files"]["model.tflite"]["sha256"] == SHARED_MODEL_SHA256
     assert manifest["input"]["dtype"] == "uint8"
     assert (manifest["input"]["height"], manifest["input"]["width"]) == (224, 224)
@@ -158,7 +158,7 @@ def test_import_of_the_shared_model_writes_a_complete_version(
     training = manifest["training"]
     assert training["source"] == "import"
     assert training["model"] == {"file": tflite.name, "sha256": SHARED_MODEL_SHA256}
-    assert training["labels"]["sha256"] == bucket.sha256_file(labels)
+    assert training["labels"]["sha256"] == sha256_file(labels)
     stored = (folder / "labels.txt").read_text(encoding="utf-8").splitlines()
     assert len(stored) == 1000
     assert stored[0].startswith("tench")
@@ -169,7 +169,7 @@ def test_import_of_the_shared_model_writes_a_complete_version(
 def test_imported_model_classifies_through_the_serving_code(
     shared_model: tuple[Path, Path], shared_images: Path, tmp_path: Path, photo: str, label: str
 ) -> None:
-    import_classifier(*shared_model, tmp_path / "bucket")
+    import_version(*shared_model, tmp_path / "bucket")
     model = serve(tmp_path / "bucket" / "image", tmp_path / "cache")
     with Image.open(shared_images / photo) as image:
         assert model.top(to_rgb(image), 5)[0]["label"] == label
@@ -216,92 +216,6 @@ def test_a_model_litert_cannot_run_is_refused(
     assert result.returncode == 2
     assert "LiteRT cannot" in result.stderr and "Traceback" not in result.stderr
     assert not (tmp_path / "bucket").exists()
-
-
-# --- import --float (the float32 twin of the quantized model) -----------------------------
-
-def test_float_import_of_the_shared_model_answers_like_it_through_the_serving_code(
-    shared_model: tuple[Path, Path], shared_images: Path, tmp_path: Path
-) -> None:
-    tflite, labels = shared_model
-    quantized = serve(import_classifier(tflite, labels, tmp_path / "q").parent, tmp_path / "cq")
-    folder = import_classifier(tflite, labels, tmp_path / "f", dequantize=True,
-                               parity_images=shared_images)
-    manifest = bucket.verify_version(folder)
-    assert 3.8 * tflite.stat().st_size < manifest["files"]["model.tflite"]["size"] \
-        < 4 * tflite.stat().st_size
-    assert manifest["input"]["dtype"] == "float32" and manifest["input"]["quantization"] is None
-    assert manifest["input"]["normalization"] == {"mean": 128.0, "std": 128.0}  # zp, 1/scale
-    assert manifest["output"] == {
-        "classes": 1001, "dtype": "float32", "quantization": None, "activation": "none",
-        "label_file": "labels.txt", "label_offset": 1,
-    }
-    assert manifest["training"]["model"] == {"file": tflite.name, "sha256": SHARED_MODEL_SHA256}
-    assert manifest["training"]["dequantized"]["dtype"] == "float32"
-    metrics = manifest["metrics"]
-    assert (metrics["parity_samples"], metrics["parity_photos"]) == (10, 5)
-    assert metrics["parity_photo_top1_agreements"] == 5
-    assert metrics["parity_max_prob_diff"] <= FLOAT_MAX_PROB_DIFF
-
-    floated = serve(folder.parent, tmp_path / "cf")
-    settings = load_settings({})
-    answers, top1 = {}, {}
-    for photo in PHOTO_LABELS:
-        image = decode_image((shared_images / photo).read_bytes(), settings.max_image_pixels,
-                             (224, 224))
-        expected, answered = quantized.probabilities(image), floated.probabilities(image)
-        assert np.abs(expected - answered).max() <= FLOAT_MAX_PROB_DIFF, photo
-        answers[photo] = floated.top(image, 1)[0]["label"]
-        top1[photo] = quantized.top(image, 1)[0]["label"]
-    assert answers == top1
-    assert answers["cat_720p.jpg"] in CATS
-    assert {photo: label for photo, label in answers.items() if photo != "cat_720p.jpg"} == {
-        photo: label for photo, label in PHOTO_LABELS.items() if photo != "cat_720p.jpg"}
-
-
-def test_import_float_command_records_the_flags_and_prints_parity(
-    shared_model: tuple[Path, Path], shared_images: Path, tmp_path: Path
-) -> None:
-    tflite, labels = shared_model
-    result = run_train("import", "--tflite", str(tflite), "--labels", str(labels), "--float",
-                       "--parity-images", str(shared_images), "--bucket", str(tmp_path / "b"))
-    assert result.returncode == 0, result.stderr
-    assert "Dequantized to float32: 3.6 MB -> 14.0 MB" in result.stdout
-    assert "dequantized to float32" in result.stdout
-    assert "top-1 agrees on 5/5 photos (all needed)" in result.stdout
-    command = manifest_of(tmp_path / "b" / "image")["training"]["command"]
-    assert command.endswith(f"--float --parity-images {shared_images} --bucket {tmp_path / 'b'}")
-
-
-def test_import_float_refuses_a_float_model_and_writes_nothing(
-    shared_model: tuple[Path, Path], tmp_path: Path
-) -> None:
-    tflite, labels = shared_model
-    already_float = tmp_path / "float.tflite"
-    already_float.write_bytes(dequantize_model(tflite.read_bytes()))
-    result = run_train("import", "--tflite", str(already_float), "--labels", str(labels),
-                       "--float", "--bucket", str(tmp_path / "bucket"))
-    assert result.returncode == 2
-    assert "nothing imported: nothing to dequantize" in result.stderr
-    assert "Traceback" not in result.stderr
-    assert not (tmp_path / "bucket").exists()
-    # The float model imported as it is still works.
-    assert run_train("import", "--tflite", str(already_float), "--labels", str(labels),
-                     "--bucket", str(tmp_path / "bucket")).returncode == 0
-
-
-def test_import_float_refuses_a_custom_operator_and_writes_nothing(
-    invoke_error_model: Path, shared_model: tuple[Path, Path], tmp_path: Path
-) -> None:
-    tflite, labels = shared_model
-    result = run_train("import", "--tflite", str(invoke_error_model), "--labels", str(labels),
-                       "--float", "--bucket", str(tmp_path / "bucket"))
-    assert result.returncode == 2
-    assert "nothing imported" in result.stderr and "fake-op-double" in result.stderr
-    assert "Traceback" not in result.stderr
-    assert not (tmp_path / "bucket").exists()
-    assert run_train("import", "--tflite", str(tflite), "--labels", str(labels), "--float",
-                     "--bucket", str(tmp_path / "bucket")).returncode == 0
 
 
 # --- keras (TensorFlow: slow) ---------------------------------------------------------------
@@ -383,7 +297,7 @@ def test_keras_export_from_a_weights_file_matches_keras_through_the_serving_code
     manifest = manifest_of(model_root)
     assert manifest["training"]["weights"] == {
         "source": "file", "file": peaked_weights.name,
-        "sha256": bucket.sha256_file(peaked_weights)}
+        "sha256": sha256_file(peaked_weights)}
     assert manifest["metrics"]["parity_keras_top1_margin"] > 0.1  # a real top-1, not a tie
     assert manifest["metrics"]["parity_top1_agreement"] == 1.0
 

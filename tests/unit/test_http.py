@@ -8,7 +8,8 @@ import flask
 import pytest
 
 from modelserve.errors import PayloadTooLarge, UnsupportedMediaType
-from modelserve.http import escape_for_message, read_body, request_id, require_content_type
+from modelserve.bodies import read_body, require_content_type
+from modelserve.http import escape_for_message, request_id
 
 APP = flask.Flask(__name__)
 

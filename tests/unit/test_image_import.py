@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from tests.helpers import REPO_ROOT
+from modelserve.contract import verify_folder
 from train import bucket
 from train.image import parse_args
 from train.image_import import (
@@ -29,7 +30,6 @@ from train.image_import import (
     grey_image,
     pixel_lut,
     read_labels,
-    synthetic_images,
     write_version,
 )
 
@@ -115,27 +115,6 @@ def test_cli_needs_both_mean_and_std(capsys: pytest.CaptureFixture[str]) -> None
     assert "--mean and --std" in capsys.readouterr().err
 
 
-def test_cli_float_is_off_by_default_and_parity_images_need_it(
-    capsys: pytest.CaptureFixture[str]
-) -> None:
-    base = ["import", "--tflite", "m.tflite", "--labels", "l.txt"]
-    assert parse_args(base).dequantize is False
-    floated = parse_args([*base, "--float", "--parity-images", "photos"])
-    assert (floated.dequantize, floated.parity_images) == (True, Path("photos"))
-    with pytest.raises(SystemExit) as stopped:
-        parse_args([*base, "--parity-images", "photos"])
-    assert stopped.value.code == 2
-    assert "give it with --float" in capsys.readouterr().err
-
-
-def test_synthetic_parity_images_are_fixed() -> None:
-    images = synthetic_images(FLOAT_MODEL)
-    assert images.shape == (5, 96, 96, 3) and images.dtype == np.uint8
-    assert np.array_equal(images, synthetic_images(FLOAT_MODEL))  # seeded: the same every run
-    assert np.array_equal(images[:1], grey_image(FLOAT_MODEL))
-    assert images[1, 0, 0].tolist() == [0, 0, 255] and images[1, -1, -1].tolist() == [255, 255, 0]
-
-
 @pytest.mark.parametrize(
     ("info", "scores", "expected"),
     [
@@ -208,13 +187,13 @@ def test_write_version_publishes_labels_model_and_manifest(tmp_path: Path) -> No
     folder, manifest = write_version(tmp_path / "bucket", "image", model, _content())
     assert bucket.read_latest(tmp_path / "bucket" / "image") == folder.name == manifest["version"]
     assert (folder / "labels.txt").read_bytes() == b"cat\ndog\n"
-    assert bucket.verify_version(folder) == manifest
+    assert verify_folder(folder).raw == manifest
     assert json.loads((folder / "manifest.json").read_text())["files"].keys() == {
         "labels.txt", "model.tflite"}
 
 
 def test_the_import_route_does_not_load_tensorflow() -> None:
-    probe = ("import sys, train.image, train.image_import, train.tflite_float; "
+    probe = ("import sys, train.image, train.image_import; "
              "print(sorted({m.split('.')[0] for m in sys.modules} & {'tensorflow', 'keras'}))")
     result = subprocess.run([sys.executable, "-c", probe], cwd=REPO_ROOT, capture_output=True,
                             text=True, timeout=60, check=True)

@@ -8,7 +8,7 @@ import json
 import pytest
 
 from modelserve.errors import ModelError
-from modelserve.manifest import FileEntry, parse_manifest, verify
+from modelserve.contract import FileEntry, parse_manifest, verify
 
 DATA = b"model bytes"
 GOOD = {

@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 from hypothesis import given, settings
 
-from modelserve.artifacts import fetch_version
-from modelserve.config import load_settings
-from modelserve.mpg import MpgModel, MpgTask
+from modelserve.app import build_endpoint
+from modelserve.declarations import declaration
+from modelserve.tasks.tabular import TabularModel as MpgModel
 from modelserve.schema import check_record
 from tests.helpers import COMMITTED_BUCKET, LESSON_REQUEST
 from tests.unit.test_validation_properties import valid_records
@@ -19,9 +19,8 @@ from tests.unit.test_validation_properties import valid_records
 @pytest.fixture(scope="module")
 def model(tmp_path_factory: pytest.TempPathFactory) -> MpgModel:
     cache: Path = tmp_path_factory.mktemp("cache")
-    task = MpgTask()
-    return task.build(fetch_version(str(COMMITTED_BUCKET / "mpg"), cache, task.extra_files),
-                      load_settings({}))
+    environ = {"MPG_MODEL_URI": str(COMMITTED_BUCKET / "mpg"), "MODEL_CACHE_DIR": str(cache)}
+    return build_endpoint(declaration("predict_mpg"), environ).model.get()
 
 
 def test_lesson_request_is_plausible(model: MpgModel) -> None:

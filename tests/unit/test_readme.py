@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from modelserve.config import VARIABLES
+from modelserve.config import all_variables
 from tests.helpers import REPO_ROOT
 
 README = (REPO_ROOT / "README.md").read_text()
@@ -15,5 +15,5 @@ def test_readme_opens_with_the_two_commands() -> None:
 
 def test_every_variable_is_in_the_configuration_table() -> None:
     table = README[README.index("## Configuration"):README.index("## API")]
-    missing = [v.name for v in VARIABLES if f"| `{v.name}` |" not in table]
+    missing = [v.name for v in all_variables() if f"| `{v.name}` |" not in table]
     assert missing == []

@@ -21,7 +21,7 @@ import hcl2
 import pytest
 from packaging.specifiers import SpecifierSet
 
-from benchmarks.servers import recommended_threads
+from modelserve.declarations import FUNCTIONS, declaration
 from modelserve.config import VARIABLES
 from tests.helpers import REPO_ROOT
 

@@ -8,6 +8,8 @@ from datetime import UTC, datetime
 
 import pytest
 
+from modelserve import contract
+from modelserve.errors import ModelError
 from train import bucket
 
 MOMENT = datetime(2026, 11, 25, 12, 0, 0, tzinfo=UTC)
@@ -44,13 +46,13 @@ def test_sha256_and_file_entry(tmp_path):
     path = tmp_path / "blob"
     path.write_bytes(b"abc")
 
-    assert bucket.sha256_file(path) == hashlib.sha256(b"abc").hexdigest()
-    assert bucket.file_entry(path) == {"sha256": hashlib.sha256(b"abc").hexdigest(), "size": 3}
+    assert contract.sha256_file(path) == hashlib.sha256(b"abc").hexdigest()
+    assert contract.file_entry(path) == {"sha256": hashlib.sha256(b"abc").hexdigest(), "size": 3}
 
 
 def test_version_name_is_utc_and_sortable():
-    assert bucket.version_name(MOMENT) == VERSION
-    assert bucket.parse_version(VERSION) == MOMENT
+    assert contract.version_name(MOMENT) == VERSION
+    assert contract.parse_version(VERSION) == MOMENT
 
 
 def test_next_version_bumps_a_second_while_taken(tmp_path):
@@ -68,7 +70,7 @@ def test_write_manifest_lists_every_other_file(staged):
     written = json.loads((staging / "manifest.json").read_text())
     assert written == manifest
     assert set(written["files"]) == {"model.tflite", "metrics.json"}
-    assert written["files"]["model.tflite"] == bucket.file_entry(staging / "model.tflite")
+    assert written["files"]["model.tflite"] == contract.file_entry(staging / "model.tflite")
 
 
 @pytest.mark.parametrize(
@@ -107,7 +109,7 @@ def test_publish_then_latest(staged):
     assert not staging.exists()
     assert bucket.read_latest(root) == VERSION
     assert (root / "LATEST").read_text() == VERSION + "\n"
-    assert bucket.verify_version(folder)["version"] == VERSION
+    assert contract.verify_folder(folder).version == VERSION
     assert sorted(path.name for path in root.iterdir()) == [VERSION, "LATEST"]
 
 
@@ -140,11 +142,11 @@ def test_latest_must_name_a_complete_version(tmp_path):
     assert not (tmp_path / "LATEST").exists()
 
 
-def test_verify_version_catches_a_changed_file(staged):
+def test_verify_folder_catches_a_changed_file(staged):
     root, staging = staged
     bucket.write_manifest(staging, _manifest())
     folder = bucket.publish_version(staging, root, VERSION)
     (folder / "metrics.json").write_text('{"changed": true}\n')
 
-    with pytest.raises(ValueError, match=r"metrics\.json"):
-        bucket.verify_version(folder)
+    with pytest.raises(ModelError, match=r"metrics\.json"):
+        contract.verify_folder(folder)

@@ -33,7 +33,6 @@ _REFUSED_SIGNATURES = (
 # ISO base media files (HEIC, AVIF) carry their brand after a 4-byte box size.
 _REFUSED_BRANDS = {b"heic": "HEIC", b"heix": "HEIC", b"mif1": "HEIF", b"msf1": "HEIF",
                    b"avif": "AVIF", b"avis": "AVIF"}
-ALLOWED_FORMATS = ("JPEG", "PNG", "GIF", "WEBP", "BMP")
 ALLOWED_TEXT = "JPEG, PNG, GIF, WebP or BMP"
 WHITE = (255, 255, 255)
 EXIF_ORIENTATION = 0x0112

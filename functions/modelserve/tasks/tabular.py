@@ -1,4 +1,8 @@
-"""predict_mpg: the Auto MPG regression task (JSON records in, miles per gallon out)."""
+"""The tabular task: JSON records in, the model's value out (predict_mpg is one such function).
+
+The features, their order, types and ranges, and the name of the answer all come from the
+manifest, so any tabular regression model exported by train/ is served the same way.
+"""
 
 from __future__ import annotations
 
@@ -9,16 +13,17 @@ from typing import Any
 import flask
 import numpy as np
 
-from .artifacts import ModelArtifacts
-from .config import Settings
-from .endpoint import LoadedModel
-from .errors import BadRequest, ModelError, ModelUnavailable, PayloadTooLarge, Problem
-from .http import read_body, require_content_type
-from .jsonbody import parse_json
-from .manifest import Manifest
-from .openapi import build_document
-from .runtime import InterpreterPool, LazyModel
-from .schema import (
+from ..artifacts import ModelArtifacts
+from ..bodies import read_body, require_content_type
+from ..config import Settings, TabularLimits
+from ..contract import TASK_REGRESSION, Manifest
+from ..declarations import Declaration
+from ..errors import BadRequest, ModelError, ModelUnavailable, PayloadTooLarge, Problem
+from ..jsonbody import parse_json
+from ..openapi import build_document
+from ..runtime import InterpreterPool, LazyModel
+from ..schema import (
+    INTEGER,
     MAX_PROBLEMS,
     Checked,
     TabularSchema,
@@ -26,47 +31,42 @@ from .schema import (
     schema_from_manifest,
     unexpected_field,
 )
+from .base import LoadedModel
 
 BATCH_KEY = "instances"
-MPG_DECIMALS = 3
-LESSON_EXAMPLE = {
-    "cylinders": 8,
-    "displacement": 300,
-    "horsepower": 78,
-    "weight": 3500,
-    "acceleration": 20,
-    "year": 76,
-    "origin": 1,
-}
+VALUE_DECIMALS = 3
+DEFAULT_OUTPUT_NAME = "prediction"
 
 
 @dataclass(frozen=True)
-class MpgModel(LoadedModel):
+class TabularModel(LoadedModel):
     schema: TabularSchema
     pool: InterpreterPool
+    output_name: str  # the answer's key, from the manifest's output (predict_mpg: "mpg")
 
     def predict(self, values: list[float]) -> float:
-        """Miles per gallon for one record's model-ordered values."""
+        """The model's value for one record's model-ordered values."""
         output = self.pool.run(np.array([values], dtype=np.float32))
-        mpg = float(output.reshape(-1)[0])
-        if not math.isfinite(mpg):
+        value = float(output.reshape(-1)[0])
+        if not math.isfinite(value):
             raise ModelUnavailable("Model produced a non-finite value.", retry_after=1)
-        return round(mpg, MPG_DECIMALS)
+        return round(value, VALUE_DECIMALS)
 
 
-class MpgTask:
-    """The parts of predict_mpg that differ from classify_image."""
+class TabularTask:
+    """The parts of a tabular function that differ from an image one."""
 
-    function_name = "predict_mpg"
-    title = "Auto MPG: predicted fuel economy"
     page = "mpg.html"
+
+    def __init__(self, declaration: Declaration) -> None:
+        self.declaration = declaration
 
     def extra_files(self, manifest: Manifest) -> tuple[str, ...]:
         return ()
 
-    def build(self, artifacts: ModelArtifacts, settings: Settings) -> MpgModel:
+    def build(self, artifacts: ModelArtifacts, settings: Settings) -> TabularModel:
         manifest = artifacts.manifest
-        if manifest.task != "regression":
+        if manifest.task != TASK_REGRESSION:
             raise ModelError(f"{artifacts.version_uri} is a {manifest.task} model, not regression")
         schema = schema_from_manifest(manifest.input)
         pool = InterpreterPool(
@@ -80,36 +80,39 @@ class MpgTask:
                 f"model input is {pool.input_shape} {pool.input_dtype}, "
                 f"the manifest's features need {expected} float32"
             )
-        return MpgModel(manifest, artifacts.version_uri, schema, pool)
+        output_name = str(manifest.output.get("name") or DEFAULT_OUTPUT_NAME)
+        return TabularModel(manifest, artifacts.version_uri, schema, pool, output_name)
 
-    def warm_up(self, model: MpgModel) -> None:
+    def warm_up(self, model: TabularModel) -> None:
         middle = [(f.minimum + f.maximum) / 2 for f in model.schema.features]
         model.predict(middle)
 
     def answer(
-        self, request: flask.Request, model: LazyModel[MpgModel], settings: Settings
+        self, request: flask.Request, model: LazyModel[TabularModel], settings: Settings
     ) -> dict[str, Any]:
-        """One car's predicted mpg, or a batch's predictions with per-item errors."""
+        """One record's prediction, or a batch's predictions with per-item errors."""
+        limits: TabularLimits = settings.limits
         require_content_type(request, ("application/json",), "application/json")
-        body = parse_json(read_body(request, settings.max_json_bytes,
+        body = parse_json(read_body(request, limits.max_json_bytes,
                                      settings.body_read_timeout_seconds))
         loaded = model.get()
         if isinstance(body, dict) and BATCH_KEY in body:
             return {
-                "predictions": _predict_batch(body, loaded, settings),
+                "predictions": _predict_batch(body, loaded, limits),
                 "model": loaded.reference(),
             }
-        checked = check_record(body, loaded.schema, settings.out_of_range)
+        checked = check_record(body, loaded.schema, limits.out_of_range)
         if checked.values is None:
             raise BadRequest.of(checked.problems)
         return {
-            "mpg": loaded.predict(checked.values),
+            loaded.output_name: loaded.predict(checked.values),
             "model": loaded.reference(),
             **_warnings(checked),
         }
 
-    def openapi(self, model: MpgModel, settings: Settings) -> dict[str, Any]:
-        record = _record_schema(model.schema, enforce_range=settings.out_of_range == "reject")
+    def openapi(self, model: TabularModel, settings: Settings) -> dict[str, Any]:
+        limits: TabularLimits = settings.limits
+        record = _record_schema(model.schema, enforce_range=limits.out_of_range == "reject")
         batch = {
             "type": "object",
             "required": [BATCH_KEY],
@@ -118,7 +121,7 @@ class MpgTask:
                 BATCH_KEY: {
                     "type": "array",
                     "minItems": 1,
-                    "maxItems": settings.max_batch_size,
+                    "maxItems": limits.max_batch_size,
                     "items": record,
                 }
             },
@@ -128,20 +131,34 @@ class MpgTask:
             "content": {
                 "application/json": {
                     "schema": {"oneOf": [record, batch]},
-                    "example": LESSON_EXAMPLE,
+                    "example": example_record(model.schema),
                 }
             },
         }
         return build_document(
-            title=self.title,
-            description="Predict a car's fuel economy (miles per gallon) from seven attributes.",
+            title=self.declaration.title,
+            description=self.declaration.summary,
             model_version=model.manifest.version,
             request_body=request_body,
-            success_schema=_success_schema(),
+            success_schema=_success_schema(model.output_name),
+            post_paths=self.declaration.paths,
         )
 
 
-def _predict_batch(body: dict[str, Any], model: MpgModel, settings: Settings) -> list[dict]:
+def example_record(schema: TabularSchema) -> dict[str, float | int]:
+    """A valid record: each feature's first allowed code, else the middle of its range."""
+    record: dict[str, float | int] = {}
+    for feature in schema.features:
+        if feature.allowed:
+            record[feature.name] = next(iter(feature.allowed))
+        else:
+            middle = (feature.minimum + feature.maximum) / 2
+            record[feature.name] = round(middle) if feature.type == INTEGER else middle
+    return record
+
+
+def _predict_batch(body: dict[str, Any], model: TabularModel,
+                   limits: TabularLimits) -> list[dict]:
     extra = [unexpected_field(key) for key in body if key != BATCH_KEY][:MAX_PROBLEMS]
     instances = body[BATCH_KEY]
     if not isinstance(instances, list) or not instances:
@@ -154,19 +171,20 @@ def _predict_batch(body: dict[str, Any], model: MpgModel, settings: Settings) ->
         )
     if extra:
         raise BadRequest.of(extra)
-    if len(instances) > settings.max_batch_size:
+    if len(instances) > limits.max_batch_size:
         raise PayloadTooLarge(
             "too_many_instances",
-            f"A batch may hold at most {settings.max_batch_size} instances, got {len(instances)}.",
+            f"A batch may hold at most {limits.max_batch_size} instances, got {len(instances)}.",
             BATCH_KEY,
         )
     results = []
     for item in instances:
-        checked = check_record(item, model.schema, settings.out_of_range)
+        checked = check_record(item, model.schema, limits.out_of_range)
         if checked.values is None:
             results.append({"errors": [p.as_dict() for p in checked.problems]})
         else:
-            results.append({"mpg": model.predict(checked.values), **_warnings(checked)})
+            results.append({model.output_name: model.predict(checked.values),
+                             **_warnings(checked)})
     return results
 
 
@@ -197,22 +215,23 @@ def _record_schema(schema: TabularSchema, enforce_range: bool) -> dict[str, Any]
     }
 
 
-def _success_schema() -> dict[str, Any]:
+def _success_schema(output_name: str) -> dict[str, Any]:
     model_ref = {"$ref": "#/components/schemas/ModelRef"}
     problem_list = {"type": "array", "items": {"type": "object"}}
     single = {
         "type": "object",
-        "required": ["id", "mpg", "model"],
+        "required": ["id", output_name, "model"],
         "properties": {
             "id": {"type": "string"},
-            "mpg": {"type": "number"},
+            output_name: {"type": "number"},
             "model": model_ref,
             "warnings": problem_list,
         },
     }
     item = {
         "type": "object",
-        "properties": {"mpg": {"type": "number"}, "errors": problem_list, "warnings": problem_list},
+        "properties": {output_name: {"type": "number"}, "errors": problem_list,
+                       "warnings": problem_list},
     }
     batch = {
         "type": "object",
