@@ -6,6 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 RUNTIME_STAMP := $(VENV)/.runtime-installed
 DEV_STAMP := $(VENV)/.dev-installed
+NODE_STAMP := node_modules/.installed
 HOST ?= 127.0.0.1
 MPG_PORT ?= 8080
 IMAGE_PORT ?= 8081
@@ -17,32 +18,39 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade "pip>=25.1"
 
-# Runtime only: what Cloud Functions installs from functions/requirements.txt.
-$(RUNTIME_STAMP): functions/requirements.txt | $(BIN)/python
+# Runtime: what Cloud Functions installs from functions/requirements.txt, plus the project
+# itself (editable, no dependencies) so that modelserve, train and benchmarks import.
+$(RUNTIME_STAMP): functions/requirements.txt pyproject.toml | $(BIN)/python
 	$(BIN)/pip install --quiet -r functions/requirements.txt
+	$(BIN)/pip install --quiet --no-deps -e .
 	touch $@
 
 # Training and test tools: the dependency groups of pyproject.toml.
-# The project itself, editable and without dependencies: modelserve, train and benchmarks import.
 $(DEV_STAMP): pyproject.toml $(RUNTIME_STAMP)
 	$(BIN)/pip install --quiet --group train --group dev
-	$(BIN)/pip install --quiet --no-deps -e .
+	touch $@
+
+# Postman's runner (newman) for tests/integration/test_postman.py, pinned in package-lock.json.
+$(NODE_STAMP): package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
 	touch $@
 
 install: $(DEV_STAMP)
 
-# THREADS as deployed (terraform/README.md): 1 for predict_mpg, 2 per CPU for classify_image.
+# THREADS as deployed: each function's declaration (modelserve/declarations.py). predict_mpg
+# starts first and never waits for classify_image's one-time model step (scripts/image-model.sh).
+THREADS_OF = $(BIN)/python -m modelserve.declarations threads
 serve: $(RUNTIME_STAMP)
-	@test -f model_bucket/image/LATEST || echo "note: no image model in model_bucket/image yet;" \
-		"classify_image answers 503 until 'make models' imports one."
 	@echo "predict_mpg on http://$(HOST):$(MPG_PORT)  classify_image on http://$(HOST):$(IMAGE_PORT)"
 	@trap 'kill $$(jobs -p) 2>/dev/null' INT TERM EXIT; \
-	THREADS=$${THREADS:-1} $(FUNCTION) --target predict_mpg --port $(MPG_PORT) & \
-	THREADS=$${THREADS:-$$((2 * $$(nproc)))} $(FUNCTION) --target classify_image \
+	THREADS=$${THREADS:-$$($(THREADS_OF) predict_mpg)} $(FUNCTION) --target predict_mpg \
+		--port $(MPG_PORT) & \
+	scripts/image-model.sh $(BIN); \
+	THREADS=$${THREADS:-$$($(THREADS_OF) classify_image)} $(FUNCTION) --target classify_image \
 		--port $(IMAGE_PORT) & \
 	wait
 
-test: lint
+test: lint $(NODE_STAMP)
 	$(BIN)/python -m pytest
 
 lint: $(DEV_STAMP)
@@ -50,15 +58,11 @@ lint: $(DEV_STAMP)
 
 # The MPG model is trained here; the image model is imported from IMAGENET_TFLITE when it is
 # set (labels beside it), else built with Keras (needs the network for ImageNet weights).
-# IMAGE_FLOAT=1 stores the quantized model's float32 twin instead (checked on SHARED_IMAGES):
-# faster on CPUs without AVX-512 VNNI, 4x the file and ~40 MB more memory (benchmarks/RESULTS.md).
-IMAGE_FLOAT ?=
 models: $(DEV_STAMP)
 	$(BIN)/python -m train.mpg
 	if [ -n "$$IMAGENET_TFLITE" ]; then \
 		$(BIN)/python -m train.image import --tflite "$$IMAGENET_TFLITE" \
-			--labels "$$(dirname "$$IMAGENET_TFLITE")/imagenet_labels.txt" \
-			$(if $(IMAGE_FLOAT),--float $${SHARED_IMAGES:+--parity-images "$$SHARED_IMAGES"}); \
+			--labels "$$(dirname "$$IMAGENET_TFLITE")/imagenet_labels.txt"; \
 	else \
 		$(BIN)/python -m train.image keras --weights imagenet; \
 	fi
@@ -76,4 +80,4 @@ checkov:
 	scripts/checkov.sh
 
 clean:
-	rm -rf $(VENV) .venv-checkov .pytest_cache .ruff_cache
+	rm -rf $(VENV) .venv-checkov .pytest_cache .ruff_cache node_modules

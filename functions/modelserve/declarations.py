@@ -96,3 +96,21 @@ def declaration(name: str) -> Declaration:
             return candidate
     raise KeyError(f"no function {name!r} is declared; declared: "
                    f"{', '.join(f.name for f in FUNCTIONS)}")
+
+
+def _main(argv: list[str]) -> int:
+    """`python -m modelserve.declarations threads NAME`: NAME's THREADS on this machine."""
+    import os
+    import sys
+
+    if len(argv) != 2 or argv[0] != "threads":
+        print("usage: python -m modelserve.declarations threads FUNCTION", file=sys.stderr)
+        return 2
+    print(declaration(argv[1]).threads.for_cpus(len(os.sched_getaffinity(0))))
+    return 0
+
+
+if __name__ == "__main__":
+    import sys
+
+    raise SystemExit(_main(sys.argv[1:]))
