@@ -1,5 +1,8 @@
-"""Security properties of the running functions: CORS, request ids in logs, the file system,
-and what error messages echo back."""
+"""Security properties that need a real server: request ids and log lines (gunicorn refuses
+some headers itself), the file system, raw request paths.
+
+CORS and what error messages echo back: in-process, tests/unit/test_endpoint_security.py.
+"""
 
 from __future__ import annotations
 
@@ -22,11 +25,8 @@ from tests.integration.fixtures_image import (
 )
 
 TIMEOUT = 10
-ALLOWED_ORIGIN = "https://ok.example"
 SAFE_ID = re.compile(r"[A-Za-z0-9._:\-]{1,128}")
 MAX_MESSAGE_CHARS = 200
-CORS_HEADERS = ("Access-Control-Allow-Origin", "Access-Control-Allow-Methods",
-                "Access-Control-Allow-Headers", "Access-Control-Max-Age")
 # Lines in a server log that are not ours: gunicorn's start/stop lines and LiteRT's banner.
 FOREIGN_LOG_LINE = re.compile(r"^(\[\d{4}-\d\d-\d\d .*\] \[\d+\] \[[A-Z]+\] |INFO: )")
 
@@ -63,74 +63,6 @@ def assert_bounded_message(message: str) -> None:
 
 
 # --- CORS --------------------------------------------------------------------------------------
-
-@pytest.fixture(scope="module")
-def cors_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FunctionServer]:
-    folder = tmp_path_factory.mktemp("cors")
-    env = {"MPG_MODEL_URI": str(REPO_ROOT / "model_bucket" / "mpg"),
-           "MODEL_CACHE_DIR": str(folder / "cache"), "CORS_ORIGINS": ALLOWED_ORIGIN}
-    with FunctionServer("predict_mpg", env, folder / "server.log") as server:
-        yield server
-
-
-@pytest.mark.parametrize(("method", "body", "status"), [
-    ("POST", LESSON_REQUEST, 200),
-    ("POST", {**LESSON_REQUEST, "weight": 50000}, 400),  # a browser must be able to read errors
-    ("GET", None, 200),
-])
-def test_allowed_origin_gets_cors_headers(cors_server: FunctionServer, method: str,
-                                          body: dict | None, status: int) -> None:
-    response = requests.request(method, cors_server.url, json=body, timeout=TIMEOUT,
-                                headers={"Origin": ALLOWED_ORIGIN, "Accept": "application/json"})
-    assert response.status_code == status
-    assert response.headers["Access-Control-Allow-Origin"] == ALLOWED_ORIGIN
-    assert "Origin" in response.headers["Vary"]
-
-
-@pytest.mark.parametrize("origin", [
-    "https://evil.example",
-    "https://ok.example.evil.example",
-    "http://ok.example",  # another scheme is another origin
-    "https://ok.example:8443",
-    "null",  # sandboxed iframes, file:// pages
-    "https://ok.example, https://evil.example",
-])
-def test_other_origins_get_no_cors_headers(cors_server: FunctionServer, origin: str) -> None:
-    response = requests.post(cors_server.url, json=LESSON_REQUEST, timeout=TIMEOUT,
-                             headers={"Origin": origin})
-    assert response.status_code == 200  # answered (no browser involved), but not shared
-    preflight = requests.options(cors_server.url, timeout=TIMEOUT, headers={
-        "Origin": origin, "Access-Control-Request-Method": "POST"})
-    for answer in (response, preflight):
-        assert not [h for h in CORS_HEADERS if h in answer.headers]
-
-
-def test_preflight_from_allowed_origin_lists_methods_and_headers(
-        cors_server: FunctionServer) -> None:
-    response = requests.options(cors_server.url, timeout=TIMEOUT, headers={
-        "Origin": ALLOWED_ORIGIN, "Access-Control-Request-Method": "POST",
-        "Access-Control-Request-Headers": "content-type, x-request-id"})
-    assert response.status_code == 200
-    assert response.headers["Access-Control-Allow-Origin"] == ALLOWED_ORIGIN
-    methods = {m.strip() for m in response.headers["Access-Control-Allow-Methods"].split(",")}
-    assert {"GET", "POST"} <= methods
-    allowed = {h.strip().lower() for h in response.headers["Access-Control-Allow-Headers"]
-               .split(",")}
-    assert {"content-type", "x-request-id"} <= allowed
-    assert int(response.headers["Access-Control-Max-Age"]) > 0
-    assert "Access-Control-Allow-Credentials" not in response.headers
-
-
-def test_default_configuration_shares_with_no_origin(mpg_server: FunctionServer) -> None:
-    for response in (
-        requests.post(mpg_server.url, json=LESSON_REQUEST, timeout=TIMEOUT,
-                      headers={"Origin": ALLOWED_ORIGIN}),
-        requests.options(mpg_server.url, timeout=TIMEOUT, headers={
-            "Origin": ALLOWED_ORIGIN, "Access-Control-Request-Method": "POST"}),
-    ):
-        assert response.status_code == 200
-        assert not [h for h in CORS_HEADERS if h in response.headers]
-
 
 # --- Request ids and log lines -----------------------------------------------------------------
 
@@ -302,55 +234,3 @@ def test_paths_never_reach_files(mpg_server: FunctionServer, path: bytes) -> Non
 
 # --- What errors echo --------------------------------------------------------------------------
 
-LONG = "x" * 10_000
-
-
-def _json(body: object) -> bytes:
-    return json.dumps(body).encode()
-
-
-LESSON_JSON = _json(LESSON_REQUEST)
-ECHO_CASES: dict[str, tuple[bytes, dict[str, str], str, int]] = {
-    "ten_kilobyte_field_name": (_json({**LESSON_REQUEST, LONG: 1}), {}, "", 400),
-    "field_name_with_newlines_and_quotes": (
-        _json({**LESSON_REQUEST, 'a\nb"c\u2028d\re': 1}), {}, "", 400),
-    "ten_kilobyte_string_value": (_json({**LESSON_REQUEST, "weight": "9" * 10_000}), {}, "",
-                                  400),
-    "five_thousand_digit_number": (
-        LESSON_JSON[:-1] + b', "extra": ' + b"9" * 5000 + b"}", {}, "", 400),
-    "ten_kilobyte_batch_key": (_json({"instances": [LESSON_REQUEST], LONG: 1}), {}, "", 400),
-    "newline_in_batch_key": (_json({"instances": [LESSON_REQUEST], "a\nb\u2028c": 1}), {}, "",
-                             400),
-    "ten_kilobyte_field_in_batch_item": (
-        _json({"instances": [{**LESSON_REQUEST, LONG: 1}]}), {}, "", 200),
-    "long_content_type": (LESSON_JSON, {"Content-Type": "text/" + "y" * 4000}, "", 415),
-    "content_type_with_escaped_newline": (
-        LESSON_JSON, {"Content-Type": "text/a\\nb" + "y" * 100}, "", 415),
-    "ten_kilobyte_path": (LESSON_JSON, {}, "/" + LONG, 404),
-}
-
-
-@pytest.mark.parametrize("case", sorted(ECHO_CASES))
-def test_errors_echo_only_a_bounded_escaped_slice(mpg_server: FunctionServer,
-                                                  case: str) -> None:
-    data, headers, path, status = ECHO_CASES[case]
-    response = requests.post(mpg_server.url + path, data=data, timeout=TIMEOUT,
-                             headers={"Content-Type": "application/json", **headers})
-    assert response.status_code == status, response.text
-    answer = response.json()
-    problems = answer.get("errors") or [p for item in answer.get("predictions", [])
-                                        for p in item.get("errors", [])]
-    assert problems
-    for problem in problems:
-        assert_bounded_message(problem["message"])
-        assert problem["field"] is None or len(problem["field"]) < MAX_MESSAGE_CHARS
-    assert len(response.content) < 2048
-    assert LONG[:100] not in response.text
-
-
-def test_error_answers_are_bounded_in_size(mpg_server: FunctionServer) -> None:
-    many = json.dumps({f"{i:x}": 1 for i in range(4000)}).encode()  # within MAX_JSON_BYTES
-    refused = requests.post(mpg_server.url, data=many, timeout=TIMEOUT,
-                            headers={"Content-Type": "application/json"})
-    assert refused.status_code == 400
-    assert len(refused.content) < 4096  # 7 missing + 10 unexpected fields + a summary

@@ -23,7 +23,7 @@ from PIL import Image
 from modelserve.app import build_endpoint
 from modelserve.contract import WRITER_REQUIRED_KEYS, sha256_file, verify_folder
 from modelserve.declarations import declaration
-from modelserve.image_decoding import decode_image, to_rgb
+from modelserve.image_decoding import to_rgb
 from modelserve.tasks.image_classification import ImageModel
 from tests.helpers import REPO_ROOT
 from train import bucket

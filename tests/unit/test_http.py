@@ -7,8 +7,8 @@ import io
 import flask
 import pytest
 
-from modelserve.errors import PayloadTooLarge, UnsupportedMediaType
 from modelserve.bodies import read_body, require_content_type
+from modelserve.errors import PayloadTooLarge, UnsupportedMediaType
 from modelserve.http import escape_for_message, request_id
 
 APP = flask.Flask(__name__)

@@ -11,8 +11,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.helpers import REPO_ROOT
 from modelserve.contract import verify_folder
+from tests.helpers import REPO_ROOT
 from train import bucket
 from train.image import parse_args
 from train.image_import import (
@@ -27,7 +27,6 @@ from train.image_import import (
     default_normalization,
     detect_activation,
     fit_labels,
-    grey_image,
     pixel_lut,
     read_labels,
     write_version,

@@ -7,8 +7,8 @@ import json
 
 import pytest
 
-from modelserve.errors import ModelError
 from modelserve.contract import FileEntry, parse_manifest, verify
+from modelserve.errors import ModelError
 
 DATA = b"model bytes"
 GOOD = {

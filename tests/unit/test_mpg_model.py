@@ -10,8 +10,8 @@ from hypothesis import given, settings
 
 from modelserve.app import build_endpoint
 from modelserve.declarations import declaration
-from modelserve.tasks.tabular import TabularModel as MpgModel
 from modelserve.schema import check_record
+from modelserve.tasks.tabular import TabularModel as MpgModel
 from tests.helpers import COMMITTED_BUCKET, LESSON_REQUEST
 from tests.unit.test_validation_properties import valid_records
 
