@@ -43,10 +43,10 @@ COMMON_VARIABLES: tuple[Variable, ...] = (
     Variable("BODY_READ_TIMEOUT_SECONDS", "10",
              "longest a client may take to send a request body (408 after)"),
     Variable("CORS_ORIGINS", "", "comma-separated origins allowed to call from a browser "
-             "('*' any)"),
-    Variable("LOG_LEVEL", "INFO", "DEBUG, INFO, WARNING or ERROR"),
+             "(`*` for any)"),
+    Variable("LOG_LEVEL", "INFO", "`DEBUG`, `INFO`, `WARNING` or `ERROR`"),
     Variable("INTERPRETER_POOL_SIZE", "0",
-             "LiteRT interpreters per model for concurrent requests (0: one per CPU)"),
+             "LiteRT interpreters per model for concurrent requests (`0`: one per usable CPU)"),
     Variable("INTERPRETER_THREADS", "1", "threads each LiteRT interpreter may use"),
     Variable("LOAD_RETRY_MAX_SECONDS", "30",
              "longest wait between two attempts to load a model that failed to load"),
@@ -58,14 +58,16 @@ TASK_VARIABLES: dict[str, tuple[Variable, ...]] = {
         Variable("MAX_JSON_BYTES", "65536", "largest JSON body a tabular function accepts "
                  "(413 above)"),
         Variable("MAX_BATCH_SIZE", "256", "most instances in one batch of a tabular function"),
-        Variable("OUT_OF_RANGE", "reject", "reject: values outside the training range give "
-                 "400; warn: predict and add a warning"),
+        Variable("OUT_OF_RANGE", "reject", "`reject`: values outside the training range give "
+                 "400 (the lesson); `warn`: predict and list a warning"),
     ),
     IMAGE: (
         Variable("MAX_IMAGE_BYTES", "10485760", "largest upload an image function accepts "
                  "(413 above)"),
-        Variable("MAX_IMAGE_PIXELS", "12000000", "most pixels an upload may decode to "
-                 "(JPEG: after scaled decoding); 413 above"),
+        Variable("MAX_IMAGE_PIXELS", "12000000", "most pixels an upload may decode to (413 "
+                 "above); JPEG decodes at a reduced scale first, so large photos pass; a WebP "
+                 "pixel counts double (libwebp's decoder needs twice the memory). Sized so a "
+                 "worst-case upload stays within classify_image's 250 MB"),
     ),
 }
 
@@ -103,8 +105,8 @@ class Settings:
 def model_variable(function: Declaration) -> Variable:
     """The variable naming a function's model, defaulting to its folder in model_bucket/."""
     return Variable(function.model_variable, str(LOCAL_BUCKET / function.model_folder),
-                    f"{function.name} model: local path, file:// or gs://bucket/path "
-                    "(model root or version)")
+                    f"{function.name}'s model: local path, `file://` or `gs://bucket/path` (model "
+                    "root: `LATEST` decides; version folder: pinned)")
 
 
 def variables_for(function: Declaration) -> tuple[Variable, ...]:
@@ -223,3 +225,33 @@ def _model_uri(value: str) -> str:
     elif "://" in value and not value.startswith("file://"):
         raise ValueError(value)
     return value.rstrip("/")
+
+
+def configuration_table(functions: tuple[Declaration, ...] = FUNCTIONS) -> str:
+    """The README's configuration table (Markdown), one row per variable, from the declarations."""
+    readers: dict[str, list[str]] = {}
+    for function in functions:
+        for variable in variables_for(function):
+            readers.setdefault(variable.name, []).append(function.name)
+    everyone = [function.name for function in functions]
+    rows = ["| variable | default | read by | meaning |", "| --- | --- | --- | --- |"]
+    for variable in all_variables(functions):
+        names = readers[variable.name]
+        read_by = "every function" if names == everyone else ", ".join(names)
+        rows.append(f"| `{variable.name}` | {_shown_default(variable.default)} | {read_by} | "
+                    f"{variable.description} |")
+    return "\n".join(rows)
+
+
+def _shown_default(default: str) -> str:
+    """A default as the README shows it: paths relative to the checkout, the temp folder as /tmp."""
+    if not default:
+        return "empty"
+    for root, shown in ((str(LOCAL_BUCKET), "model_bucket"), (tempfile.gettempdir(), "/tmp")):
+        if default.startswith(root + os.sep):
+            default = shown + default[len(root):]
+    return f"`{default}`"
+
+
+if __name__ == "__main__":  # python -m modelserve.config: print the README's table
+    print(configuration_table())
