@@ -134,15 +134,8 @@ class InterpreterPool:
         self.output_index: int = output_detail["index"]
         self.input_shape: tuple[int, ...] = tuple(int(d) for d in input_detail["shape"])
         self.input_dtype = np.dtype(input_detail["dtype"])
-        self.input_quantization: tuple[float, int] = input_detail["quantization"]
         self.output_shape: tuple[int, ...] = tuple(int(d) for d in output_detail["shape"])
-        self.output_dtype = np.dtype(output_detail["dtype"])
-        self.output_quantization: tuple[float, int] = output_detail["quantization"]
         self._idle.put(first)
-
-    @property
-    def size(self) -> int:
-        return self._size
 
     @property
     def interpreters(self) -> int:
