@@ -40,6 +40,15 @@ def image_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FunctionS
 
 
 @pytest.fixture(scope="module")
+def colour_image_server(tmp_path_factory: pytest.TempPathFactory,
+                        colour_model_root: Path) -> Iterator[FunctionServer]:
+    """One classify_image process on the tests' colour classifier, shared by a module's tests."""
+    with start_image_server(tmp_path_factory.mktemp("colour-server"),
+                            colour_model_root) as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
 def unloaded_image_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FunctionServer]:
     """classify_image with no model in its bucket: POSTs answer 503, pages and GETs still work."""
     folder = tmp_path_factory.mktemp("image-no-model")

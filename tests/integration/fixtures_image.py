@@ -1,8 +1,9 @@
-"""classify_image servers for the hardening tests, on the shared ImageNet model.
+"""classify_image servers: on the tests' colour classifier, or on the shared ImageNet model.
 
-The model is imported into a private bucket with train.image_import.import_version, exactly as
-`make models` does; tests that need it skip (with `requires_imagenet`) when IMAGENET_TFLITE
-and SHARED_IMAGES are unset.
+Most tests need only an image classifier: they pass the `colour_model_root` fixture's root
+(tests/colour_classifier.py). The ImageNet model is imported into a private bucket with
+train.image_import.import_version, exactly as `make models` does; tests that need ImageNet's
+own labels skip (with `requires_imagenet`) when IMAGENET_TFLITE and SHARED_IMAGES are unset.
 """
 
 from __future__ import annotations
@@ -35,18 +36,21 @@ def import_imagenet_bucket(bucket: Path) -> Path:
     return bucket / IMAGE_MODEL_NAME
 
 
-def image_server_env(folder: Path, **extra: str) -> dict[str, str]:
-    """Environment of a classify_image process whose bucket and cache live under `folder`."""
-    root = folder / "bucket" / IMAGE_MODEL_NAME
+def image_server_env(folder: Path, model_root: Path | None = None,
+                     **extra: str) -> dict[str, str]:
+    """Environment of a classify_image process whose cache lives under `folder`: on
+    `model_root`, or on ImageNet imported (once) into `folder`/bucket."""
+    root = model_root or folder / "bucket" / IMAGE_MODEL_NAME
     if not (root / "LATEST").is_file():
         import_imagenet_bucket(folder / "bucket")
     return {"IMAGE_MODEL_URI": str(root), "MODEL_CACHE_DIR": str(folder / "cache"), **extra}
 
 
-def start_image_server(folder: Path, **extra: str) -> FunctionServer:
-    """A classify_image process on the shared model; its log is folder/server.log."""
+def start_image_server(folder: Path, model_root: Path | None = None,
+                       **extra: str) -> FunctionServer:
+    """A classify_image process (on `model_root`, else ImageNet); its log is folder/server.log."""
     folder.mkdir(parents=True, exist_ok=True)
-    return FunctionServer("classify_image", image_server_env(folder, **extra),
+    return FunctionServer("classify_image", image_server_env(folder, model_root, **extra),
                           folder / "server.log")
 
 
