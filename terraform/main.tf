@@ -1,6 +1,7 @@
-# Two Cloud Run functions (gen2) serving Keras models exported to .tflite, the model bucket they
-# read, the bucket holding their source archive, and the bucket receiving both buckets' access
-# logs. IAM is in iam.tf; every grant there is on a single resource, never on the project.
+# Cloud Run functions (gen2) serving Keras models exported to .tflite, one per entry of
+# var.functions, the model bucket they read, the bucket holding their source archive, and the
+# bucket receiving both buckets' access logs. IAM is in iam.tf; every grant there is on a single
+# resource, never on the project.
 
 provider "google" {
   project        = var.project_id
@@ -26,24 +27,32 @@ locals {
     "storage.googleapis.com",
   ]
 
-  # Environment variables every function gets (the names are modelserve.config.VARIABLES).
+  # Environment variables every function gets (their names are modelserve.config.COMMON_VARIABLES).
   common_environment = {
     MODEL_CACHE_DIR      = "/tmp/model-cache" # in-memory on Cloud Run: counts against available_memory
     LOG_LEVEL            = var.log_level
-    OUT_OF_RANGE         = var.out_of_range
     CORS_ORIGINS         = join(",", var.cors_origins)
     GOOGLE_CLOUD_PROJECT = var.project_id
   }
 
+  # Environment variables by task kind (modelserve.config.TASK_VARIABLES).
+  task_environment = {
+    tabular = { OUT_OF_RANGE = var.out_of_range }
+    image   = {}
+  }
+
+  # The version each function serves: its own model_version, else model_versions[model]; null
+  # when neither is set (the function's precondition then names the gap).
+  model_version = {
+    for name, f in var.functions :
+    name => try(coalesce(f.model_version, lookup(var.model_versions, f.model, "")), null)
+  }
+
   # The model a function serves, pinned to one version folder: a LATEST that moves in the bucket
   # changes nothing until the next apply, and a rollback is an apply with the older version.
-  model_environment = {
-    mpg = {
-      MPG_MODEL_URI = "gs://${google_storage_bucket.models.name}/mpg/${var.mpg_model_version}"
-    }
-    image = {
-      IMAGE_MODEL_URI = "gs://${google_storage_bucket.models.name}/image/${var.image_model_version}"
-    }
+  model_uri = {
+    for name, f in var.functions :
+    name => local.model_version[name] == null ? null : "gs://${google_storage_bucket.models.name}/${f.model}/${local.model_version[name]}"
   }
 }
 
@@ -281,9 +290,12 @@ resource "google_cloudfunctions2_function" "this" {
     # THREADS: functions-framework runs gunicorn with this many threads; requests beyond them queue.
     environment_variables = merge(
       local.common_environment,
-      local.model_environment[each.value.model],
+      local.task_environment[each.value.task],
       each.value.environment,
-      { THREADS = tostring(each.value.threads) },
+      {
+        (each.value.model_variable) = local.model_uri[each.key]
+        THREADS                     = tostring(each.value.threads)
+      },
     )
   }
 
@@ -291,6 +303,10 @@ resource "google_cloudfunctions2_function" "this" {
     precondition {
       condition     = alltrue([for name in keys(var.public_access) : contains(keys(var.functions), name)])
       error_message = "Every key of public_access must name a function in var.functions."
+    }
+    precondition {
+      condition     = local.model_version[each.key] != null
+      error_message = "Every function's model needs a version: set model_versions[<model>] (or the function's own model_version)."
     }
     precondition {
       condition     = each.value.max_instance_request_concurrency == 1 || tonumber(each.value.available_cpu) >= 1

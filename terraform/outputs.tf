@@ -29,8 +29,8 @@ output "log_bucket" {
 }
 
 output "model_uris" {
-  description = "The model URIs the functions serve, pinned to version folders."
-  value       = { for model, environment in local.model_environment : model => one(values(environment)) }
+  description = "The model URI each function serves, pinned to a version folder, by function name."
+  value       = local.model_uri
 }
 
 output "function_service_accounts" {

@@ -90,30 +90,27 @@ variable "access_log_retention_days" {
   }
 }
 
-variable "mpg_model_version" {
-  type        = string
-  description = "Version folder of the mpg model to serve, pinned in MPG_MODEL_URI as gs://<model bucket>/mpg/<version> (UTC export time, e.g. 20261125T120000Z)."
+variable "model_versions" {
+  type        = map(string)
+  description = "Version folder to serve, by model folder in the model bucket, e.g. { mpg = \"20261125T120000Z\", image = \"20261125T120000Z\" } (UTC export time). A function serving model M gets gs://<model bucket>/M/<version> in its model_variable, pinned: a LATEST moved in the bucket changes nothing until the next apply. functions[name].model_version overrides the version for one function."
 
   validation {
-    condition     = can(regex("^[0-9]{8}T[0-9]{6}Z$", var.mpg_model_version))
-    error_message = "mpg_model_version must be a version folder name such as 20261125T120000Z (see model_bucket/README.md)."
+    condition     = alltrue([for model in keys(var.model_versions) : can(regex("^[a-z0-9][a-z0-9_-]{0,62}$", model))])
+    error_message = "Each key of model_versions must be a model folder name: 1-63 lowercase letters, digits, hyphens and underscores, starting with a letter or digit."
   }
-}
-
-variable "image_model_version" {
-  type        = string
-  description = "Version folder of the image model to serve, pinned in IMAGE_MODEL_URI as gs://<model bucket>/image/<version> (UTC export time, e.g. 20261125T120000Z)."
-
   validation {
-    condition     = can(regex("^[0-9]{8}T[0-9]{6}Z$", var.image_model_version))
-    error_message = "image_model_version must be a version folder name such as 20261125T120000Z (see model_bucket/README.md)."
+    condition     = alltrue([for version in values(var.model_versions) : can(regex("^[0-9]{8}T[0-9]{6}Z$", version))])
+    error_message = "Each value of model_versions must be a version folder name such as 20261125T120000Z (see model_bucket/README.md)."
   }
 }
 
 variable "functions" {
   type = map(object({
     entry_point                      = string
+    task                             = string
     model                            = string
+    model_variable                   = string
+    model_version                    = optional(string)
     available_memory                 = string
     available_cpu                    = string
     max_instance_request_concurrency = number
@@ -121,16 +118,21 @@ variable "functions" {
     min_instance_count               = number
     max_instance_count               = number
     timeout_seconds                  = number
-    environment                      = map(string)
+    environment                      = optional(map(string), {})
   }))
   description = <<-EOT
-    The functions to deploy, by function name. One source archive is deployed once per entry.
-    entry_point: the Python function in functions/main.py; model: "mpg" or "image" (which
-    *_MODEL_URI the function gets); available_memory / available_cpu: the instance size;
-    max_instance_request_concurrency: requests Cloud Run sends one instance at once; threads:
-    functions-framework's gunicorn threads (THREADS), at most the concurrency: requests beyond
-    it wait in gunicorn's queue instead of contending for the GIL (benchmarks/RESULTS.md;
-    rule: predict_mpg 1, classify_image 2 per vCPU); min/max_instance_count: autoscaling bounds;
+    The functions to deploy, by function name; each entry follows one declaration in
+    functions/modelserve/declarations.py (a test holds them together). One source archive is
+    deployed once per entry. entry_point: the declared function (functions/main.py binds one per
+    declaration); task: the declaration's task kind, "tabular" or "image" (tabular functions get
+    OUT_OF_RANGE); model: the model's folder in the model bucket; model_variable: the environment
+    variable the declaration reads the model URI from (e.g. MPG_MODEL_URI); model_version:
+    optional, pins this function to a version folder instead of model_versions[model];
+    available_memory / available_cpu: the instance size; max_instance_request_concurrency:
+    requests Cloud Run sends one instance at once; threads: functions-framework's gunicorn
+    threads (THREADS), at most the concurrency: requests beyond it wait in gunicorn's queue
+    instead of contending for the GIL (benchmarks/RESULTS.md; the declaration's rule:
+    predict_mpg 1, classify_image 2 per vCPU); min/max_instance_count: autoscaling bounds;
     timeout_seconds: request timeout; environment: extra environment variables for this function.
     Sizes: LiteRT keeps predict-mpg near 110 MB resident (target peak <= 150 MB, so 256Mi) and
     classify-image below 250 MB (so 512Mi).
@@ -138,7 +140,9 @@ variable "functions" {
   default = {
     "predict-mpg" = {
       entry_point                      = "predict_mpg"
+      task                             = "tabular"
       model                            = "mpg"
+      model_variable                   = "MPG_MODEL_URI"
       available_memory                 = "256Mi"
       available_cpu                    = "1"
       max_instance_request_concurrency = 8
@@ -152,7 +156,9 @@ variable "functions" {
     }
     "classify-image" = {
       entry_point                      = "classify_image"
+      task                             = "image"
       model                            = "image"
+      model_variable                   = "IMAGE_MODEL_URI"
       available_memory                 = "512Mi"
       available_cpu                    = "1"
       max_instance_request_concurrency = 4
@@ -176,8 +182,21 @@ variable "functions" {
     error_message = "Each entry_point must be a Python function name."
   }
   validation {
-    condition     = alltrue([for f in values(var.functions) : contains(["mpg", "image"], f.model)])
-    error_message = "Each model must be \"mpg\" or \"image\"."
+    condition     = alltrue([for f in values(var.functions) : contains(["tabular", "image"], f.task)])
+    error_message = "Each task must be \"tabular\" or \"image\" (the declaration's task kind)."
+  }
+  validation {
+    # A path segment in gs://<model bucket>/<model>/<version>: nothing that could climb or escape.
+    condition     = alltrue([for f in values(var.functions) : can(regex("^[a-z0-9][a-z0-9_-]{0,62}$", f.model))])
+    error_message = "Each model must be a model folder name: 1-63 lowercase letters, digits, hyphens and underscores, starting with a letter or digit."
+  }
+  validation {
+    condition     = alltrue([for f in values(var.functions) : can(regex("^[A-Z][A-Z0-9_]*_MODEL_URI$", f.model_variable))])
+    error_message = "Each model_variable must be an upper-case environment variable name ending in _MODEL_URI, as in the function's declaration."
+  }
+  validation {
+    condition     = alltrue([for f in values(var.functions) : f.model_version == null || can(regex("^[0-9]{8}T[0-9]{6}Z$", f.model_version))])
+    error_message = "Each model_version must be null (serve model_versions[model]) or a version folder name such as 20261125T120000Z."
   }
   validation {
     condition     = alltrue([for f in values(var.functions) : contains(["128Mi", "256Mi", "512Mi", "1Gi", "2Gi", "4Gi", "8Gi", "16Gi", "32Gi"], f.available_memory)])
@@ -224,8 +243,8 @@ variable "functions" {
   }
   validation {
     # These are set from other inputs; an override in `environment` would make them disagree.
-    condition     = alltrue([for f in values(var.functions) : length(setintersection(keys(f.environment), ["THREADS", "MPG_MODEL_URI", "IMAGE_MODEL_URI", "GOOGLE_CLOUD_PROJECT"])) == 0])
-    error_message = "environment must not set THREADS (from threads), MPG_MODEL_URI / IMAGE_MODEL_URI (from the *_model_version variables) or GOOGLE_CLOUD_PROJECT (from project_id)."
+    condition     = alltrue([for f in values(var.functions) : length(setintersection(keys(f.environment), ["THREADS", f.model_variable, "GOOGLE_CLOUD_PROJECT"])) == 0])
+    error_message = "environment must not set THREADS (from threads), the function's own model_variable (from model_versions or model_version) or GOOGLE_CLOUD_PROJECT (from project_id)."
   }
 }
 
@@ -291,7 +310,7 @@ variable "log_level" {
 
 variable "out_of_range" {
   type        = string
-  description = "OUT_OF_RANGE policy of predict-mpg: reject (400 for inputs outside the training range) or warn (predict and add a warning)."
+  description = "OUT_OF_RANGE policy of the tabular functions (task = \"tabular\", e.g. predict-mpg): reject (400 for inputs outside the training range) or warn (predict and add a warning)."
   default     = "reject"
 
   validation {
@@ -318,3 +337,4 @@ variable "labels" {
     app = "keras-functions"
   }
 }
+

@@ -1,15 +1,22 @@
-"""cloudbuild.yaml: step ids, pinned images, declared substitutions, and the deploy order."""
+"""cloudbuild.yaml: step ids, pinned images, declared substitutions, the deploy order, and the
+tfvars step's Python run for real against temporary model buckets."""
 
 from __future__ import annotations
 
 import functools
+import json
+import os
 import re
+import subprocess
+import sys
+from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 
-from tests.helpers import LESSON_REQUEST, REPO_ROOT
+from tests.helpers import COMMITTED_BUCKET, LESSON_REQUEST, REPO_ROOT, latest_version
+from tests.unit.test_terraform import function_defaults, validation_regex, variables
 
 CLOUDBUILD = REPO_ROOT / "cloudbuild.yaml"
 
@@ -148,7 +155,7 @@ def test_model_versions_are_pinned_from_substitutions_or_latest() -> None:
     for name in ("MPG_MODEL_VERSION", "IMAGE_MODEL_VERSION"):
         assert f"{name}=${{_{name}}}" in step("tfvars")["env"]
         assert build()["substitutions"][f"_{name}"] == ""
-    assert 'pathlib.Path("model_bucket", model, "LATEST")' in text
+    assert 'pathlib.Path("model_bucket", path)' in text
     assert '"/LATEST"' in text and '"gcloud", "storage", "cat"' in text
 
 
@@ -175,3 +182,107 @@ def test_terraform_image_satisfies_required_version() -> None:
     tag = build()["substitutions"]["_TERRAFORM_IMAGE"].split(":")[1]
     major, minor = (int(part) for part in tag.split(".")[:2])
     assert (major, minor) >= (1, 5)
+
+
+# --- the tfvars step, run -----------------------------------------------------------------------
+
+FAKE_GCLOUD = """#!/bin/sh
+# Stands in for `gcloud storage cat gs://BUCKET/PATH`: prints $FAKE_BUCKETS/BUCKET/PATH.
+[ "$1 $2" = "storage cat" ] || { echo "fake gcloud: unexpected: $*" >&2; exit 2; }
+exec cat "$FAKE_BUCKETS/${3#gs://}"
+"""
+DEPLOYER = "deployer@my-project.iam.gserviceaccount.com"
+IMAGE_VERSION = "20261130T101500Z"
+
+
+def tfvars_program() -> str:
+    """The Python the tfvars step feeds to python3 (its heredoc), with Cloud Build's $$ undone."""
+    match = re.search(r"python3 - << 'EOF'\n(.*?)\nEOF", script("tfvars"), re.DOTALL)
+    assert match, "the tfvars step runs its Python from a heredoc"
+    return match.group(1).replace("$$", "$")
+
+
+def step_environment(**overrides: str) -> dict[str, str]:
+    """The tfvars step's env with the declared substitution defaults (PROJECT_ID my-project)."""
+    values = {"PROJECT_ID": "my-project", **build()["substitutions"]}
+    environment = {}
+    for line in step("tfvars")["env"]:
+        name, _, value = line.partition("=")
+        for _ in range(3):  # defaults may name other substitutions, e.g. ${PROJECT_ID}
+            value = re.sub(r"\$\{(\w+)\}", lambda m: values[m.group(1)], value)
+        environment[name] = value
+    return {**environment, **overrides}
+
+
+@pytest.fixture
+def workspace(tmp_path: Path) -> Path:
+    """A build workspace: model_bucket/ with the committed mpg model's manifest and LATEST, an
+    image model's LATEST, and a fake gcloud whose bucket (FAKE_BUCKETS) starts empty."""
+    mpg = latest_version(COMMITTED_BUCKET / "mpg")
+    (tmp_path / "model_bucket" / "mpg" / mpg.name).mkdir(parents=True)
+    (tmp_path / "model_bucket" / "mpg" / "LATEST").write_text(mpg.name + "\n")
+    manifest = (mpg / "manifest.json").read_text()
+    (tmp_path / "model_bucket" / "mpg" / mpg.name / "manifest.json").write_text(manifest)
+    (tmp_path / "model_bucket" / "image").mkdir()
+    (tmp_path / "model_bucket" / "image" / "LATEST").write_text(IMAGE_VERSION + "\n")
+    tools = tmp_path / "tools"
+    tools.mkdir()
+    (tools / "gcloud").write_text(FAKE_GCLOUD)
+    (tools / "gcloud").chmod(0o755)
+    (tmp_path / "remote").mkdir()
+    return tmp_path
+
+
+def run_tfvars(workspace: Path, **overrides: str) -> subprocess.CompletedProcess[str]:
+    (workspace / "build").mkdir(exist_ok=True)
+    env = {
+        "PATH": f"{workspace / 'tools'}{os.pathsep}{os.environ.get('PATH', '')}",
+        "FAKE_BUCKETS": str(workspace / "remote"),
+        "DEPLOYER": DEPLOYER,
+        **step_environment(**overrides),
+    }
+    return subprocess.run([sys.executable, "-"], input=tfvars_program(), cwd=workspace, env=env,
+                          capture_output=True, text=True, timeout=60, check=False)
+
+
+def written(workspace: Path) -> dict[str, Any]:
+    return json.loads((workspace / "build" / "terraform.tfvars.json").read_text())
+
+
+def test_tfvars_pins_every_model_of_the_functions_map(workspace: Path) -> None:
+    result = run_tfvars(workspace)
+    assert result.returncode == 0, result.stderr
+    tfvars = written(workspace)
+    assert set(tfvars) <= set(variables()), "the step writes only Terraform's variables"
+    mpg = latest_version(COMMITTED_BUCKET / "mpg").name
+    assert tfvars["model_versions"] == {"mpg": mpg, "image": IMAGE_VERSION}
+    assert {entry["model"] for entry in function_defaults().values()} <= set(
+        tfvars["model_versions"]), "every model of the default functions map has a version"
+    version = validation_regex("model_versions", "values(var.model_versions)")
+    assert all(version.fullmatch(v) for v in tfvars["model_versions"].values())
+    assert tfvars["invoker_members"] == [f"serviceAccount:{DEPLOYER}"]
+    assert (tfvars["project_id"], tfvars["model_bucket_name"]) == (
+        "my-project", "my-project-keras-models")
+
+
+def test_tfvars_prefers_a_pinned_version_then_falls_back_to_the_bucket(workspace: Path) -> None:
+    (workspace / "model_bucket" / "image" / "LATEST").unlink()
+    remote = workspace / "remote" / "my-project-keras-models" / "image"
+    remote.mkdir(parents=True)
+    (remote / "LATEST").write_text("20261001T000000Z\n")
+    result = run_tfvars(workspace, MPG_MODEL_VERSION="20261101T000000Z")
+    assert result.returncode == 0, result.stderr
+    assert written(workspace)["model_versions"] == {"mpg": "20261101T000000Z",
+                                                    "image": "20261001T000000Z"}
+
+
+def test_tfvars_without_any_version_fails_naming_the_model_then_works(workspace: Path) -> None:
+    (workspace / "model_bucket" / "image" / "LATEST").unlink()
+    result = run_tfvars(workspace)
+    assert result.returncode == 1
+    assert "no image model version" in result.stderr and "_IMAGE_MODEL_VERSION" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert not (workspace / "build" / "terraform.tfvars.json").exists()
+    result = run_tfvars(workspace, IMAGE_MODEL_VERSION=IMAGE_VERSION)
+    assert result.returncode == 0, result.stderr
+    assert written(workspace)["model_versions"]["image"] == IMAGE_VERSION

@@ -1,17 +1,20 @@
 """terraform/*.tf, parsed with python-hcl2, checked against the code it deploys.
 
 No terraform binary is needed: `terraform validate` and `plan` run in Cloud Build. These tests
-hold the contract between Terraform and functions/: entry points, environment variables,
-runtime, the source archive, and the house rules (typed variables, private invocation, IAM on
-resources only, no default service account).
+hold the contract between Terraform and functions/: the map of functions against the
+declarations (modelserve.declarations), the environment variables against what each function
+reads (modelserve.config), runtime, the source archive, and the house rules (typed variables,
+private invocation, IAM on resources only, no default service account).
 """
 
 from __future__ import annotations
 
-import ast
 import functools
 import json
+import os
 import re
+import subprocess
+import sys
 import textwrap
 import tomllib
 from pathlib import Path
@@ -21,8 +24,8 @@ import hcl2
 import pytest
 from packaging.specifiers import SpecifierSet
 
+from modelserve.config import COMMON_VARIABLES, TASK_VARIABLES, all_variables, variables_for
 from modelserve.declarations import FUNCTIONS, declaration
-from modelserve.config import VARIABLES
 from tests.helpers import REPO_ROOT
 
 TF_DIR = REPO_ROOT / "terraform"
@@ -33,6 +36,7 @@ TF_FILES = sorted(TF_DIR.glob("*.tf"))
 PLATFORM_VARIABLES = {
     "THREADS": "functions-framework: gunicorn threads per instance (the `threads` field)",
 }
+VERSION_EXAMPLE = "20261125T120000Z"
 EXPECTED_SIZING = {
     # name: (entry point, model, memory, cpu, concurrency)
     "predict-mpg": ("predict_mpg", "mpg", "256Mi", "1", 8),
@@ -127,11 +131,24 @@ def terraform_environment(function_name: str) -> set[str]:
     service = function_resource()["service_config"][0]
     expression = service["environment_variables"]
     names = environment_names(local("common_environment"))
-    names |= environment_names(local("model_environment")[entry["model"]])
-    names |= environment_names(entry["environment"])
+    names |= environment_names(local("task_environment")[entry["task"]])
+    names |= environment_names(entry.get("environment", {}))
+    # The computed key {(each.value.model_variable) = ...}: the entry's own model variable.
+    assert "(each.value.model_variable) = local.model_uri[each.key]" in expression
+    names.add(entry["model_variable"])
     # Literal object keys inside the merge(...) expression, e.g. {THREADS = ...}.
     names |= set(re.findall(r"[{,]\s*([A-Z][A-Z0-9_]*)\s*=", expression))
     return names
+
+
+def validation_regex(variable: str, needle: str) -> re.Pattern[str]:
+    """The regex(...) pattern of the one validation of `variable` whose condition has `needle`."""
+    conditions = [v["condition"] for v in variables()[variable]["validation"]
+                  if needle in v["condition"]]
+    assert len(conditions) == 1, (variable, needle, conditions)
+    pattern = re.search(r'regex\("((?:[^"\\]|\\.)*)",', conditions[0])
+    assert pattern, conditions[0]
+    return re.compile(hcl_string(pattern.group(1)))
 
 
 def glob_regex(pattern: str) -> re.Pattern[str]:
@@ -214,9 +231,9 @@ def test_numbers_are_typed_as_numbers() -> None:
 
 @pytest.mark.parametrize(
     "name",
-    ["project_id", "region", "model_bucket_name", "kms_key_name", "mpg_model_version",
-     "image_model_version", "functions", "invoker_members", "ingress", "log_level", "out_of_range",
-     "cors_origins", "build_service_account_email"],
+    ["project_id", "region", "model_bucket_name", "kms_key_name", "model_versions", "functions",
+     "invoker_members", "ingress", "log_level", "out_of_range", "cors_origins",
+     "build_service_account_email"],
 )
 def test_listable_values_are_validated(name: str) -> None:
     assert variables()[name].get("validation"), f"variable {name} has no validation"
@@ -282,15 +299,41 @@ def test_one_function_resource_for_each_over_the_map() -> None:
     assert service["ingress_settings"] == "${var.ingress}"
 
 
-def test_entry_points_exist_in_main_py() -> None:
-    main = FUNCTIONS_DIR / "main.py"
-    assert main.is_file(), "functions/main.py (the entry points) is missing"
-    tree = ast.parse(main.read_text(), filename=str(main))
-    defined = {node.name for node in tree.body if isinstance(node, ast.FunctionDef)}
-    for name, entry in function_defaults().items():
-        assert entry["entry_point"] in defined, (
-            f"{name}: entry point {entry['entry_point']} is not a top-level function in main.py"
+# --- the map of functions against the declarations ------------------------------------------------
+
+
+def test_every_map_entry_is_a_declared_function_and_every_declaration_has_one() -> None:
+    defaults = function_defaults()
+    entry_points = [entry["entry_point"] for entry in defaults.values()]
+    assert len(entry_points) == len(set(entry_points)), "two map entries deploy one entry point"
+    for name, entry in defaults.items():
+        declared = declaration(entry["entry_point"])  # KeyError names the declared functions
+        assert entry["model_variable"] == declared.model_variable, name
+        assert entry["model"] == declared.model_folder, name
+        assert entry["task"] == declared.task, name
+    missing = {f.name for f in FUNCTIONS} - set(entry_points)
+    assert not missing, f"declared but not in Terraform's functions map: {sorted(missing)}"
+
+
+def test_main_py_exposes_one_entry_point_per_declaration() -> None:
+    """Import functions/main.py as functions-framework does (source folder on sys.path)."""
+    probe = (
+        "import json, main\n"
+        "print(json.dumps({name: [callable(value), getattr(value, '__name__', '')]\n"
+        "                  for name, value in vars(main).items() if not name.startswith('_')}))\n"
+    )
+    env = {key: value for key, value in os.environ.items() if key != "FUNCTION_TARGET"}
+    env["PYTHONPATH"] = str(FUNCTIONS_DIR)
+    result = subprocess.run([sys.executable, "-c", probe], cwd=FUNCTIONS_DIR, env=env,
+                            capture_output=True, text=True, timeout=120, check=False)
+    assert result.returncode == 0, result.stderr[-2000:]
+    exposed = json.loads(result.stdout.strip().splitlines()[-1])
+    for function in FUNCTIONS:
+        assert exposed.get(function.name) == [True, function.name], (
+            f"main.py does not expose {function.name} as a function: {exposed.get(function.name)}"
         )
+    for name, entry in function_defaults().items():
+        assert entry["entry_point"] in exposed, f"{name}: no {entry['entry_point']} in main.py"
 
 
 def test_runtime_matches_the_project_python() -> None:
@@ -309,24 +352,34 @@ def test_runtime_matches_the_project_python() -> None:
         assert pinned.read_text().strip().startswith(version)
 
 
-def test_every_variable_terraform_sets_is_read() -> None:
-    read = {variable.name for variable in VARIABLES}
-    for name in function_defaults():
-        unknown = terraform_environment(name) - read - set(PLATFORM_VARIABLES)
-        assert not unknown, f"{name}: Terraform sets variables nothing reads: {sorted(unknown)}"
+@pytest.mark.parametrize("name", EXPECTED_SIZING)
+def test_every_variable_terraform_sets_is_read_by_that_function(name: str) -> None:
+    function = declaration(function_defaults()[name]["entry_point"])
+    read = {variable.name for variable in variables_for(function)}
+    unknown = terraform_environment(name) - read - set(PLATFORM_VARIABLES)
+    assert not unknown, f"{name}: sets what {function.name} never reads: {sorted(unknown)}"
 
 
-def test_every_variable_the_functions_read_is_set_or_has_a_default() -> None:
-    for name, entry in function_defaults().items():
-        set_here = terraform_environment(name)
-        for variable in VARIABLES:
-            assert variable.name in set_here or variable.default is not None, (
-                f"{name}: {variable.name} is neither set by Terraform nor has a default"
-            )
-        # The default model URI points into the source tree's model_bucket/, which is not deployed.
-        own_model = f"{entry['model'].upper()}_MODEL_URI"
-        assert own_model in {variable.name for variable in VARIABLES}
-        assert own_model in set_here, f"{name}: Terraform must set {own_model}"
+@pytest.mark.parametrize("name", EXPECTED_SIZING)
+def test_every_variable_a_function_reads_is_set_or_has_a_default(name: str) -> None:
+    function = declaration(function_defaults()[name]["entry_point"])
+    set_here = terraform_environment(name)
+    for variable in variables_for(function):
+        assert variable.name in set_here or variable.default is not None, (
+            f"{name}: {variable.name} is neither set by Terraform nor has a default"
+        )
+    # The default model URI points into the source tree's model_bucket/, which is not deployed.
+    assert function.model_variable in set_here, f"{name}: must set {function.model_variable}"
+
+
+def test_every_variable_terraform_sets_on_all_functions_is_common() -> None:
+    common = {variable.name for variable in COMMON_VARIABLES}
+    assert environment_names(local("common_environment")) <= common
+    tasks = local("task_environment")
+    assert set(tasks) == set(TASK_VARIABLES), "one task_environment entry per task kind"
+    for task, environment in tasks.items():
+        assert environment_names(environment) <= {v.name for v in TASK_VARIABLES[task]}, task
+    assert {v.name for v in all_variables()} >= environment_names(local("common_environment"))
 
 
 def test_threads_come_from_the_threads_field() -> None:
@@ -335,33 +388,72 @@ def test_threads_come_from_the_threads_field() -> None:
 
 
 @pytest.mark.parametrize("name", EXPECTED_SIZING)
-def test_default_threads_follow_the_benchmarked_rule(name: str) -> None:
+def test_default_threads_follow_the_declared_rule(name: str) -> None:
     entry = function_defaults()[name]
     cpus = int(float(entry["available_cpu"]))
-    assert entry["threads"] == recommended_threads(entry["entry_point"], cpus)
+    assert entry["threads"] == declaration(entry["entry_point"]).threads.for_cpus(cpus)
     assert entry["threads"] <= entry["max_instance_request_concurrency"]
 
 
 def test_model_uris_pin_version_folders_in_the_model_bucket() -> None:
-    models = local("model_environment")
-    expected = {
-        "mpg": ("MPG_MODEL_URI", "mpg_model_version"),
-        "image": ("IMAGE_MODEL_URI", "image_model_version"),
-    }
-    for model, (variable, version) in expected.items():
-        assert environment_names(models[model]) == {variable}
-        assert unquote(models[model][variable]) == (
-            f"gs://${{google_storage_bucket.models.name}}/{model}/${{var.{version}}}"
-        )
-    expression = function_resource()["service_config"][0]["environment_variables"]
-    assert "local.model_environment[each.value.model]" in expression
+    uri = local("model_uri")
+    assert "for name, f in var.functions" in uri
+    pinned = '"gs://${google_storage_bucket.models.name}/${f.model}/${local.model_version[name]}"'
+    assert pinned in uri
+    version = local("model_version")
+    assert "coalesce(f.model_version, lookup(var.model_versions, f.model" in version
+    assert "model_version = optional(string)" in variables()["functions"]["type"]
+    assert variables()["model_versions"]["type"] == "${map(string)}"
+    preconditions = function_resource()["lifecycle"][0]["precondition"]
+    conditions = [p["condition"] for p in preconditions]
+    assert "${local.model_version[each.key] != null}" in conditions, (
+        "a function whose model has no version must stop the plan"
+    )
+
+
+def test_model_versions_accept_version_folders_only() -> None:
+    versions = validation_regex("model_versions", "values(var.model_versions)")
+    assert versions.fullmatch(VERSION_EXAMPLE)
+    for bad in ("LATEST", "2026-11-25", "20261125T120000", "../20261125T120000Z", ""):
+        assert not versions.fullmatch(bad), bad
+    folders = validation_regex("model_versions", "keys(var.model_versions)")
+    model = validation_regex("functions", "f.model))")
+    assert folders.pattern == model.pattern, "one rule for model folder names"
+    for good in ("mpg", "image", "churn_v2", "house-prices"):
+        assert model.fullmatch(good), good
+    for bad in ("", "..", "a/b", "Mpg", "-mpg", "mpg/", "a b"):
+        assert not model.fullmatch(bad), bad
+    pinned = validation_regex("functions", "f.model_version")
+    assert pinned.pattern == versions.pattern
+
+
+def test_models_are_named_only_in_the_map_of_functions() -> None:
+    """A new function is one map entry: no list of models or model variables elsewhere."""
+    conditions = " ".join(v["condition"] for v in variables()["functions"]["validation"])
+    assert '["mpg", "image"]' not in conditions
+    code = "".join(re.sub(r"<<-EOT.*?EOT", "", path.read_text(), flags=re.DOTALL)
+                   for path in TF_FILES)
+    for function in FUNCTIONS:
+        assert code.count(f'"{function.model_variable}"') == 1, function.model_variable
+    for stale in ("mpg_model_version", "image_model_version", "model_environment"):
+        assert stale not in code, stale
+
+
+def test_environment_may_not_override_what_terraform_sets() -> None:
+    (condition,) = [v["condition"] for v in variables()["functions"]["validation"]
+                    if "keys(f.environment)" in v["condition"]]
+    assert '["THREADS", f.model_variable, "GOOGLE_CLOUD_PROJECT"]' in condition
+    model_variable = validation_regex("functions", "f.model_variable))")
+    for function in FUNCTIONS:
+        assert model_variable.fullmatch(function.model_variable), function.name
+    assert not model_variable.fullmatch("MPG_MODEL")
 
 
 def test_common_environment() -> None:
     common = local("common_environment")
     assert unquote(common["MODEL_CACHE_DIR"]) == "/tmp/model-cache"
     assert common["LOG_LEVEL"] == "${var.log_level}"
-    assert common["OUT_OF_RANGE"] == "${var.out_of_range}"
+    assert local("task_environment")["tabular"]["OUT_OF_RANGE"] == "${var.out_of_range}"
     assert unquote(variables()["out_of_range"]["default"]) == "reject"
     assert common["GOOGLE_CLOUD_PROJECT"] == "${var.project_id}"
     assert "var.cors_origins" in common["CORS_ORIGINS"]
@@ -496,9 +588,10 @@ def test_required_apis_stay_enabled_on_destroy() -> None:
 def test_outputs() -> None:
     outputs = labelled("output")
     for name in ("function_urls", "predict_mpg_url", "classify_image_url", "model_bucket",
-                 "source_bucket", "log_bucket"):
+                 "source_bucket", "log_bucket", "model_uris"):
         assert name in outputs, name
         assert unquote(outputs[name].get("description", "")), name
     for name in ("predict_mpg_url", "classify_image_url"):
         key = name.removesuffix("_url").replace("_", "-")
         assert f'this[\\"{key}\\"]' in json.dumps(outputs[name]["value"]), name
+    assert outputs["model_uris"]["value"] == "${local.model_uri}"
