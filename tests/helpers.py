@@ -41,17 +41,24 @@ def copy_model(model_root: Path, bucket: Path, name: str) -> Path:
 
 
 class FunctionServer:
-    """A real functions-framework process serving one target on 127.0.0.1."""
+    """A real functions-framework process serving one target on 127.0.0.1.
 
-    def __init__(self, target: str, env: dict[str, str], log_path: Path) -> None:
+    `source` is the main.py to serve (default functions/main.py); functions/ is on the
+    process's PYTHONPATH either way, as the deployed source folder is.
+    """
+
+    def __init__(self, target: str, env: dict[str, str], log_path: Path,
+                 source: Path = FUNCTIONS_MAIN) -> None:
         self.target = target
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log_path = log_path
-        full_env = {**os.environ, **env}
+        python_path = os.pathsep.join(
+            part for part in (str(FUNCTIONS_MAIN.parent), os.environ.get("PYTHONPATH")) if part)
+        full_env = {**os.environ, "PYTHONPATH": python_path, **env}
         self._log = open(log_path, "wb")  # noqa: SIM115 - closed in stop()
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "functions_framework", "--source", str(FUNCTIONS_MAIN),
+            [sys.executable, "-m", "functions_framework", "--source", str(source),
              "--target", target, "--host", "127.0.0.1", "--port", str(self.port)],
             env=full_env, stdout=self._log, stderr=subprocess.STDOUT, cwd=REPO_ROOT,
         )
