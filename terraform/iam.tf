@@ -79,3 +79,27 @@ resource "google_cloud_run_v2_service_iam_member" "public" {
   role     = "roles/run.invoker"
   member   = "allUsers"
 }
+
+# BigQuery remote functions (bigquery.tf): the connection's own service account may invoke the
+# chosen functions' Cloud Run services, and no other.
+resource "google_cloud_run_v2_service_iam_member" "bigquery" {
+  for_each = local.remote_functions
+
+  project  = var.project_id
+  location = var.region
+  name     = google_cloudfunctions2_function.this[each.key].service_config[0].service
+  role     = "roles/run.invoker"
+  member   = "serviceAccount:${google_bigquery_connection.remote_functions[0].cloud_resource[0].service_account_id}"
+}
+
+# Who may run the remote functions: roles/bigquery.connectionUser on the connection only.
+# (Reading the routines themselves is granted on their dataset, by its owner.)
+resource "google_bigquery_connection_iam_member" "users" {
+  for_each = toset(var.bigquery_remote_functions == null ? [] : var.bigquery_remote_functions.users)
+
+  project       = google_bigquery_connection.remote_functions[0].project
+  location      = google_bigquery_connection.remote_functions[0].location
+  connection_id = google_bigquery_connection.remote_functions[0].connection_id
+  role          = "roles/bigquery.connectionUser"
+  member        = each.value
+}

@@ -1,7 +1,7 @@
 # Cloud Run functions (gen2) serving Keras models exported to .tflite, one per entry of
 # var.functions, the model bucket they read, the bucket holding their source archive, and the
 # bucket receiving both buckets' access logs. IAM is in iam.tf; every grant there is on a single
-# resource, never on the project.
+# resource, never on the project. BigQuery remote functions (off by default) are in bigquery.tf.
 
 provider "google" {
   project        = var.project_id
@@ -25,6 +25,11 @@ locals {
     "logging.googleapis.com",
     "run.googleapis.com",
     "storage.googleapis.com",
+  ]
+  # Enabled only with var.bigquery_remote_functions.
+  bigquery_services = [
+    "bigquery.googleapis.com",
+    "bigqueryconnection.googleapis.com",
   ]
 
   # Environment variables every function gets (their names are modelserve.config.COMMON_VARIABLES).
@@ -57,7 +62,7 @@ locals {
 }
 
 resource "google_project_service" "enabled" {
-  for_each = toset(local.services)
+  for_each = toset(concat(local.services, var.bigquery_remote_functions == null ? [] : local.bigquery_services))
 
   service            = each.value
   disable_on_destroy = false

@@ -42,3 +42,16 @@ output "ingress" {
   description = "The functions' ingress setting (the smoke test runs only with ALLOW_ALL)."
   value       = var.ingress
 }
+
+output "bigquery_routines" {
+  description = "The BigQuery remote functions by function name, as SQL names them (project.dataset.routine); empty unless bigquery_remote_functions is set."
+  value       = { for name, routine in google_bigquery_routine.remote : name => "${routine.project}.${routine.dataset_id}.${routine.routine_id}" }
+}
+
+output "bigquery_connection" {
+  description = "The BigQuery connection of the remote functions (projects/P/locations/L/connections/C) and its service account; null unless bigquery_remote_functions is set."
+  value = var.bigquery_remote_functions == null ? null : {
+    name            = google_bigquery_connection.remote_functions[0].name
+    service_account = google_bigquery_connection.remote_functions[0].cloud_resource[0].service_account_id
+  }
+}

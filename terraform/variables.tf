@@ -338,3 +338,83 @@ variable "labels" {
   }
 }
 
+variable "bigquery_remote_functions" {
+  type = object({
+    dataset_id    = string
+    location      = string
+    connection_id = optional(string, "keras_functions")
+    users         = optional(list(string), [])
+    functions = map(object({
+      arguments            = list(object({ name = string, type = string }))
+      routine_id           = optional(string)
+      return_type          = optional(string, "FLOAT64")
+      max_batching_rows    = optional(number, 500)
+      user_defined_context = optional(map(string), {})
+      endpoint_path        = optional(string, "")
+    }))
+  })
+  description = <<-EOT
+    BigQuery remote functions: SQL calls chosen tabular functions, one row per call, batched.
+    null (default): nothing is created. Otherwise: one BigQuery connection (cloud resource)
+    named connection_id in `location` (US, EU or a region: the dataset's location), whose own
+    service account is granted roles/run.invoker on the chosen functions' Cloud Run services
+    only; and per entry of `functions` (keyed by function name, e.g. "predict-mpg") a routine
+    in the EXISTING dataset dataset_id (Terraform does not create or own the dataset), named
+    routine_id (default: the function name with underscores, predict_mpg). arguments: the
+    model's input features in manifest order, { name, type = "integer" | "number" } (INT64 /
+    FLOAT64 in SQL; cloudbuild.yaml generates them from the model's manifest.json);
+    return_type: the SQL type of one reply (FLOAT64 for a regression); max_batching_rows: most
+    rows BigQuery sends in one request (1-50000, default 500); user_defined_context: sent as
+    userDefinedContext in every request; endpoint_path: appended to the function URL (default:
+    the URL itself). users: principals granted roles/bigquery.connectionUser on the connection
+    (who may run the functions; reading the routines is the dataset owner's grant).
+  EOT
+  default     = null
+
+  validation {
+    condition     = var.bigquery_remote_functions == null ? true : can(regex("^[A-Za-z0-9_]{1,1024}$", var.bigquery_remote_functions.dataset_id))
+    error_message = "bigquery_remote_functions.dataset_id must be a dataset ID (letters, digits, underscores) of an existing dataset in this project."
+  }
+  validation {
+    condition     = var.bigquery_remote_functions == null ? true : can(regex("^(US|EU|[a-z]+-[a-z]+[0-9]+)$", var.bigquery_remote_functions.location))
+    error_message = "bigquery_remote_functions.location must be the dataset's BigQuery location: US, EU or a region such as us-central1."
+  }
+  validation {
+    condition     = var.bigquery_remote_functions == null ? true : can(regex("^[A-Za-z0-9_]{1,64}$", var.bigquery_remote_functions.connection_id))
+    error_message = "bigquery_remote_functions.connection_id must be 1-64 letters, digits and underscores."
+  }
+  validation {
+    condition     = var.bigquery_remote_functions == null ? true : alltrue([for m in var.bigquery_remote_functions.users : can(regex("^(user|serviceAccount|group|domain|principal|principalSet):.+$", m))])
+    error_message = "Each of bigquery_remote_functions.users must be user:, serviceAccount:, group:, domain:, principal: or principalSet: followed by an identity."
+  }
+  validation {
+    condition     = var.bigquery_remote_functions == null ? true : length(var.bigquery_remote_functions.functions) > 0 && alltrue([for name in keys(var.bigquery_remote_functions.functions) : can(regex("^[a-z][-a-z0-9]{2,25}[a-z0-9]$", name))])
+    error_message = "bigquery_remote_functions.functions needs at least one entry, keyed by a function name of var.functions (e.g. predict-mpg)."
+  }
+  validation {
+    condition     = var.bigquery_remote_functions == null ? true : alltrue([for f in values(var.bigquery_remote_functions.functions) : f.routine_id == null || can(regex("^[A-Za-z_][A-Za-z0-9_]{0,255}$", f.routine_id))])
+    error_message = "Each routine_id must be null (the function name with underscores) or a SQL function name: letters, digits and underscores, not starting with a digit."
+  }
+  validation {
+    # The manifest's input.features, in order: separate SQL arguments, INT64 or FLOAT64.
+    condition = var.bigquery_remote_functions == null ? true : alltrue([
+      for f in values(var.bigquery_remote_functions.functions) :
+      length(f.arguments) > 0 && length(distinct([for a in f.arguments : lower(a.name)])) == length(f.arguments) && alltrue([
+        for a in f.arguments : can(regex("^[A-Za-z_][A-Za-z0-9_]{0,127}$", a.name)) && contains(["integer", "number"], a.type)
+      ])
+    ])
+    error_message = "Each function's arguments must be the model's features: at least one, distinct SQL names (letters, digits, underscores), type \"integer\" or \"number\"."
+  }
+  validation {
+    condition     = var.bigquery_remote_functions == null ? true : alltrue([for f in values(var.bigquery_remote_functions.functions) : contains(["FLOAT64", "INT64", "STRING", "BOOL", "JSON"], f.return_type)])
+    error_message = "Each return_type must be FLOAT64 (a regression), INT64, STRING, BOOL or JSON."
+  }
+  validation {
+    condition     = var.bigquery_remote_functions == null ? true : alltrue([for f in values(var.bigquery_remote_functions.functions) : f.max_batching_rows >= 1 && f.max_batching_rows <= 50000 && floor(f.max_batching_rows) == f.max_batching_rows])
+    error_message = "Each max_batching_rows must be a whole number from 1 to 50000."
+  }
+  validation {
+    condition     = var.bigquery_remote_functions == null ? true : alltrue([for f in values(var.bigquery_remote_functions.functions) : can(regex("^(/[A-Za-z0-9._~-]+)*$", f.endpoint_path))])
+    error_message = "Each endpoint_path must be empty or a path such as /bigquery (no query string)."
+  }
+}

@@ -16,7 +16,7 @@ import pytest
 import yaml
 
 from tests.helpers import COMMITTED_BUCKET, LESSON_REQUEST, REPO_ROOT, latest_version
-from tests.unit.test_terraform import function_defaults, validation_regex, variables
+from tests.unit.test_terraform import function_defaults, local, validation_regex, variables
 
 CLOUDBUILD = REPO_ROOT / "cloudbuild.yaml"
 
@@ -159,6 +159,15 @@ def test_model_versions_are_pinned_from_substitutions_or_latest() -> None:
     assert '"/LATEST"' in text and '"gcloud", "storage", "cat"' in text
 
 
+def test_bigquery_remote_functions_are_off_by_default() -> None:
+    substitutions = build()["substitutions"]
+    assert substitutions["_BIGQUERY_DATASET"] == ""
+    assert substitutions["_BIGQUERY_LOCATION"] == "US"
+    for pair in substitutions["_BIGQUERY_FUNCTIONS"].split(","):
+        function, model = pair.split(":")
+        assert function_defaults()[function]["model"] == model
+
+
 def test_smoke_calls_both_functions_with_an_identity_token_and_the_lesson_requests() -> None:
     text = script("smoke")
     assert "print-identity-token" in text and "--audiences=" in text
@@ -249,11 +258,17 @@ def written(workspace: Path) -> dict[str, Any]:
     return json.loads((workspace / "build" / "terraform.tfvars.json").read_text())
 
 
+def committed_features() -> list[dict[str, str]]:
+    manifest = json.loads((latest_version(COMMITTED_BUCKET / "mpg") / "manifest.json").read_text())
+    return [{"name": f["name"], "type": f["type"]} for f in manifest["input"]["features"]]
+
+
 def test_tfvars_pins_every_model_of_the_functions_map(workspace: Path) -> None:
     result = run_tfvars(workspace)
     assert result.returncode == 0, result.stderr
     tfvars = written(workspace)
     assert set(tfvars) <= set(variables()), "the step writes only Terraform's variables"
+    assert "bigquery_remote_functions" not in tfvars, "off unless _BIGQUERY_DATASET is set"
     mpg = latest_version(COMMITTED_BUCKET / "mpg").name
     assert tfvars["model_versions"] == {"mpg": mpg, "image": IMAGE_VERSION}
     assert {entry["model"] for entry in function_defaults().values()} <= set(
@@ -286,3 +301,63 @@ def test_tfvars_without_any_version_fails_naming_the_model_then_works(workspace:
     result = run_tfvars(workspace, IMAGE_MODEL_VERSION=IMAGE_VERSION)
     assert result.returncode == 0, result.stderr
     assert written(workspace)["model_versions"]["image"] == IMAGE_VERSION
+
+
+def test_tfvars_writes_bigquery_arguments_from_the_served_manifest(workspace: Path) -> None:
+    result = run_tfvars(workspace, BIGQUERY_DATASET="mydataset")
+    assert result.returncode == 0, result.stderr
+    remote = written(workspace)["bigquery_remote_functions"]
+    assert (remote["dataset_id"], remote["location"]) == ("mydataset", "US")
+    assert set(remote["functions"]) == {"predict-mpg"}
+    arguments = remote["functions"]["predict-mpg"]["arguments"]
+    assert arguments == committed_features()
+    assert [a["name"] for a in arguments] == [
+        "cylinders", "displacement", "horsepower", "weight", "acceleration", "year", "origin"]
+    sql_types = {name: value.strip('"') for name, value in local("sql_types").items()
+                 if not name.startswith("__")}
+    assert {a["type"] for a in arguments} == set(sql_types) == {"integer", "number"}
+    assert function_defaults()["predict-mpg"]["task"] == "tabular"
+
+
+def test_tfvars_reads_the_manifest_from_the_bucket_when_not_in_the_build(workspace: Path) -> None:
+    version = "20261002T000000Z"
+    remote = workspace / "remote" / "my-project-keras-models" / "mpg" / version
+    remote.mkdir(parents=True)
+    features = [{"name": "size", "type": "number"}, {"name": "rooms", "type": "integer"}]
+    (remote / "manifest.json").write_text(json.dumps(
+        {"input": {"kind": "tabular", "features": [{**f, "min": 0, "max": 9} for f in features]}}))
+    result = run_tfvars(workspace, BIGQUERY_DATASET="mydataset", MPG_MODEL_VERSION=version)
+    assert result.returncode == 0, result.stderr
+    remote_functions = written(workspace)["bigquery_remote_functions"]["functions"]
+    assert remote_functions["predict-mpg"]["arguments"] == features
+
+
+@pytest.mark.parametrize(("functions", "message"), [
+    ("classify-image:image", "no image/20261130T101500Z/manifest.json"),
+    ("predict-mpg", "is not FUNCTION:MODEL"),
+])
+def test_tfvars_refuses_what_cannot_be_a_remote_function_then_works(
+        workspace: Path, functions: str, message: str) -> None:
+    result = run_tfvars(workspace, BIGQUERY_DATASET="mydataset", BIGQUERY_FUNCTIONS=functions)
+    assert result.returncode == 1
+    assert message in result.stderr and "Traceback" not in result.stderr
+    result = run_tfvars(workspace, BIGQUERY_DATASET="mydataset")
+    assert result.returncode == 0, result.stderr
+
+
+@pytest.mark.parametrize(("schema", "message"), [
+    ({"kind": "image", "height": 224}, "is not a tabular model with input.features"),
+    ({"kind": "tabular", "features": [{"name": "colour", "type": "string"}]},
+     "feature 'colour' has type 'string', not one of integer, number"),
+])
+def test_tfvars_refuses_a_manifest_without_sql_features_then_works(
+        workspace: Path, schema: dict[str, Any], message: str) -> None:
+    folder = workspace / "model_bucket" / "image" / IMAGE_VERSION
+    folder.mkdir()
+    (folder / "manifest.json").write_text(json.dumps({"input": schema}))
+    result = run_tfvars(workspace, BIGQUERY_DATASET="mydataset",
+                        BIGQUERY_FUNCTIONS="classify-image:image")
+    assert result.returncode == 1
+    assert message in result.stderr and "Traceback" not in result.stderr
+    result = run_tfvars(workspace, BIGQUERY_DATASET="mydataset")
+    assert result.returncode == 0, result.stderr

@@ -4,7 +4,9 @@ No terraform binary is needed: `terraform validate` and `plan` run in Cloud Buil
 hold the contract between Terraform and functions/: the map of functions against the
 declarations (modelserve.declarations), the environment variables against what each function
 reads (modelserve.config), runtime, the source archive, and the house rules (typed variables,
-private invocation, IAM on resources only, no default service account).
+private invocation, IAM on resources only, no default service account). The BigQuery remote
+functions are in test_bigquery_terraform.py, provider argument names in
+test_terraform_provider_schema.py.
 """
 
 from __future__ import annotations
@@ -233,7 +235,7 @@ def test_numbers_are_typed_as_numbers() -> None:
     "name",
     ["project_id", "region", "model_bucket_name", "kms_key_name", "model_versions", "functions",
      "invoker_members", "ingress", "log_level", "out_of_range", "cors_origins",
-     "build_service_account_email"],
+     "build_service_account_email", "bigquery_remote_functions"],
 )
 def test_listable_values_are_validated(name: str) -> None:
     assert variables()[name].get("validation"), f"variable {name} has no validation"
