@@ -1,10 +1,10 @@
 """Argument, block and attribute names in terraform/*.tf against the Google provider's schema.
 
 No provider can be downloaded here, so `terraform validate` only runs in Cloud Build. The schema
-below is vendored from the npm package @cdktf/provider-google 16.12.1, generated from
-hashicorp/google 6.50.0 (versions.tf pins ~> 7.0; 7.0 renamed or removed none of these names).
-It lists, for each resource and block this configuration uses, every argument the provider
-accepts and the computed attributes it exports. To refresh it:
+below is vendored from the npm package @cdktf/provider-google 16.12.1 (its latest release),
+generated from hashicorp/google 6.50.0; versions.tf pins ~> 7.0, which `terraform validate` in
+Cloud Build checks. It lists, for each resource and block this configuration uses, every
+argument the provider accepts and the computed attributes it exports. To refresh it:
 
     cd /tmp && npm pack @cdktf/provider-google && tar xzf cdktf-provider-google-*.tgz
     CDKTF_PROVIDER_GOOGLE=/tmp/package pytest tests/unit/test_terraform_provider_schema.py
