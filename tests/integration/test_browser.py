@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.colour_classifier import LABELS, photo
 from tests.helpers import REPO_ROOT, FunctionServer
 
 CHROMIUM = Path(os.environ.get("CHROMIUM", "/usr/bin/chromium"))
@@ -30,10 +31,6 @@ WEIGHT_ERROR = "Out of bounds: weight, has value of: 50000, but should be betwee
 pytestmark = pytest.mark.skipif(
     not CHROMIUM.is_file(),
     reason="no Chromium installed (apt-get install chromium; .ci/run installs it)",
-)
-needs_shared_model = pytest.mark.skipif(
-    not (os.environ.get("IMAGENET_TFLITE") and os.environ.get("SHARED_IMAGES")),
-    reason="IMAGENET_TFLITE and SHARED_IMAGES name the shared model and photos (.ci/run sets them)",
 )
 
 if CHROMIUM.is_file():
@@ -117,18 +114,19 @@ def test_mpg_server_errors_show_beside_their_field(mpg_server: FunctionServer, p
     expect(page.locator("#e-weight")).to_be_empty()
 
 
-@needs_shared_model
-def test_image_page_classifies_a_chosen_and_a_dropped_photo(image_server: FunctionServer,
-                                                            page: Page) -> None:
-    photos = Path(os.environ["SHARED_IMAGES"])
-    page.goto(image_server.url)
+def test_image_page_classifies_a_chosen_and_a_dropped_photo(
+        colour_image_server: FunctionServer, page: Page, tmp_path: Path) -> None:
+    # The tests' colour classifier: three classes, so the page shows three bars.
+    chosen = tmp_path / "red.jpg"
+    chosen.write_bytes(photo("red"))
+    page.goto(colour_image_server.url)
     expect(page.locator("#form")).to_be_visible(timeout=WAIT_MS)
-    page.set_input_files("#image", photos / "cat.bmp")
+    page.set_input_files("#image", chosen)
     expect(page.locator("#top")).to_have_text(
-        re.compile(r"^Recognized Egyptian cat, probability \d+\.\d%$"), timeout=WAIT_MS)
-    expect(page.locator("#result .bars li")).to_have_count(5)
-    expect(page.locator("#preview")).to_have_attribute("alt", "Preview of cat.bmp")
-    screenshot(page, "image-cat")
+        re.compile(r"^Recognized red, probability \d+\.\d%$"), timeout=WAIT_MS)
+    expect(page.locator("#result .bars li")).to_have_count(len(LABELS))
+    expect(page.locator("#preview")).to_have_attribute("alt", "Preview of red.jpg")
+    screenshot(page, "image-red")
     page.evaluate(
         """([data, name]) => {
             const bytes = Uint8Array.from(atob(data), (c) => c.charCodeAt(0));
@@ -137,9 +135,9 @@ def test_image_page_classifies_a_chosen_and_a_dropped_photo(image_server: Functi
             document.getElementById("drop").dispatchEvent(
                 new DragEvent("drop", {dataTransfer: transfer, bubbles: true, cancelable: true}));
         }""",
-        [base64.b64encode((photos / "bird.bmp").read_bytes()).decode(), "bird.bmp"],
+        [base64.b64encode(photo("blue", image_format="BMP")).decode(), "blue.bmp"],
     )
-    expect(page.locator("#top")).to_contain_text("Recognized chickadee", timeout=WAIT_MS)
+    expect(page.locator("#top")).to_contain_text("Recognized blue", timeout=WAIT_MS)
 
 
 def test_page_shows_the_503_message_while_the_model_is_unavailable(

@@ -17,12 +17,9 @@ from pathlib import Path
 import pytest
 import requests
 
+from tests.colour_classifier import photo
 from tests.helpers import LESSON_REQUEST, REPO_ROOT, FunctionServer
-from tests.integration.fixtures_image import (
-    image_server_env,
-    requires_imagenet,
-    shared_photo,
-)
+from tests.integration.fixtures_image import image_server_env
 
 TIMEOUT = 10
 SAFE_ID = re.compile(r"[A-Za-z0-9._:\-]{1,128}")
@@ -176,26 +173,28 @@ def open_files(pid: int) -> list[str]:
     return files
 
 
-@requires_imagenet
-def test_no_upload_name_or_body_reaches_the_file_system(tmp_path: Path) -> None:
+def test_no_upload_name_or_body_reaches_the_file_system(tmp_path: Path,
+                                                        colour_model_root: Path) -> None:
     """Hostile file names, large multipart bodies and a forged Content-Disposition write
     nothing: not under the name, not in the cache, not even an anonymous temporary file."""
     folder = tmp_path / "server"
     tmp_dir, gone = tmp_path / "tmpdir", tmp_path / "tmpdir-gone"
     tmp_dir.mkdir(parents=True)
-    env = image_server_env(folder, TMPDIR=str(tmp_dir))
+    folder.mkdir()
+    env = image_server_env(folder, colour_model_root, TMPDIR=str(tmp_dir))
     cache = Path(env["MODEL_CACHE_DIR"])
     passwd = Path("/etc/passwd").stat()
-    big = shared_photo("grace_hopper.bmp")  # 900 kB: above werkzeug's 500 kB in-memory limit
+    small = photo("red", image_format="BMP")  # 230 kB
+    big = photo("blue", (640, 480), "BMP")  # 921 kB: above werkzeug's 500 kB in-memory limit
     with FunctionServer("classify_image", env, folder / "server.log") as server:
-        assert requests.post(server.url, files={"image": ("a.jpg", shared_photo("cat.bmp"))},
+        assert requests.post(server.url, files={"image": ("a.bmp", small)},
                              timeout=TIMEOUT).status_code == 200  # model loaded and cached
         cache_before = snapshot(cache)
         # The server's temporary directory disappears: any temporary file it tried to make
         # from now on (even an unnamed one, as werkzeug spools large forms) would fail: a 500.
         tmp_dir.rename(gone)
         for filename in HOSTILE_FILENAMES:
-            for data in (shared_photo("cat.bmp"), big, b"not an image"):
+            for data in (small, big, b"not an image"):
                 response = requests.post(server.url, files={"image": (filename, data)},
                                          headers={"X-Request-Id": FORGED}, timeout=TIMEOUT)
                 assert response.status_code in (200, 400), response.text
