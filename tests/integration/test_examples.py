@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import requests
 
 from tests.helpers import REPO_ROOT, FunctionServer, free_port
 
