@@ -10,12 +10,10 @@ HTTP/1.1" 200 -`), so tests can count what a function fetched. Always stopped on
 
 from __future__ import annotations
 
-import os
 import re
 import subprocess
 import sys
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 import requests
@@ -102,13 +100,3 @@ def committed_mpg_version() -> str:
     """The version model_bucket/mpg/LATEST names; '' while nothing is committed."""
     latest = COMMITTED_BUCKET / "mpg" / "LATEST"
     return latest.read_text().strip() if latest.is_file() else ""
-
-
-def image_importer() -> Callable[..., Path] | None:
-    """A function importing a .tflite into a bucket folder (the version folder) when
-    IMAGENET_TFLITE names the shared model, else None."""
-    if not os.environ.get("IMAGENET_TFLITE"):
-        return None
-    from train.image_import import import_version
-
-    return lambda *args, **kwargs: import_version(*args, **kwargs)[0]

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from tests.helpers import COMMITTED_BUCKET, FunctionServer, copy_model
-from tests.integration.fixtures_image import IMAGENET_SKIP_REASON, start_image_server
+from tests.integration.fixtures_image import start_image_server
 
 
 @pytest.fixture
@@ -27,15 +26,6 @@ def mpg_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FunctionSer
     env = {"MPG_MODEL_URI": str(COMMITTED_BUCKET / "mpg"),
            "MODEL_CACHE_DIR": str(folder / "cache"), "MAX_BATCH_SIZE": "8"}
     with FunctionServer("predict_mpg", env, folder / "server.log") as server:
-        yield server
-
-
-@pytest.fixture(scope="module")
-def image_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FunctionServer]:
-    """One classify_image process on the shared ImageNet model, shared by a module's tests."""
-    if not (os.environ.get("IMAGENET_TFLITE") and os.environ.get("SHARED_IMAGES")):
-        pytest.skip(IMAGENET_SKIP_REASON)
-    with start_image_server(tmp_path_factory.mktemp("image-server")) as server:
         yield server
 
 

@@ -8,12 +8,10 @@ own labels skip (with `requires_imagenet`) when IMAGENET_TFLITE and SHARED_IMAGE
 
 from __future__ import annotations
 
-import io
 import os
 from pathlib import Path
 
 import pytest
-from PIL import Image
 
 from tests.helpers import FunctionServer
 
@@ -59,11 +57,3 @@ def shared_photo(name: str) -> bytes:
     return (Path(os.environ["SHARED_IMAGES"]) / name).read_bytes()
 
 
-def shared_jpeg(name: str, size: tuple[int, int] | None = None) -> bytes:
-    """A shared photo re-encoded as JPEG (optionally resized): a small, realistic upload."""
-    image = Image.open(io.BytesIO(shared_photo(name))).convert("RGB")
-    if size is not None:
-        image = image.resize(size)
-    buffer = io.BytesIO()
-    image.save(buffer, "JPEG", quality=90)
-    return buffer.getvalue()

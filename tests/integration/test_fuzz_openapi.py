@@ -6,8 +6,8 @@ headers and body all as documented. The run is bounded (MAX_EXAMPLES per operati
 seed) and driven through schemathesis' CLI; its NDJSON event report gives the figures quoted
 in RELIABILITY.md (run with -s to see them).
 
-For classify_image a schemathesis hook puts real photos in place of every few generated
-bodies: random bytes alone would only ever reach the 400 paths.
+For classify_image (on the tests' colour classifier) a schemathesis hook puts generated photos
+in place of every few generated bodies: random bytes alone would only ever reach the 400 paths.
 """
 
 from __future__ import annotations
@@ -22,8 +22,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.colour_classifier import photo
 from tests.helpers import REPO_ROOT, FunctionServer
-from tests.integration.fixtures_image import requires_imagenet, shared_jpeg
 
 pytestmark = pytest.mark.slow
 
@@ -190,22 +190,20 @@ def test_browser_requests_get_documented_answers_too(mpg_server: FunctionServer,
     assert run.operations["GET /"].statuses[200] >= 1
 
 
-@requires_imagenet
-def test_classify_image_conforms_to_its_openapi_document(image_server: FunctionServer,
+def test_classify_image_conforms_to_its_openapi_document(colour_image_server: FunctionServer,
                                                          tmp_path: Path) -> None:
     photos = []
-    for name, size in (("cat.bmp", None), ("bird.bmp", (300, 200)), ("grace_hopper.bmp", None)):
-        photo = tmp_path / f"{name}.jpg"
-        photo.write_bytes(shared_jpeg(name, size))
-        photos.append(str(photo))
+    for colour, size in (("red", (320, 240)), ("green", (300, 200)), ("blue", (640, 480))):
+        image = tmp_path / f"{colour}.jpg"
+        image.write_bytes(photo(colour, size))
+        photos.append(str(image))
     hooks = tmp_path / "hooks.py"
     hooks.write_text(HOOKS)
     env = {"SCHEMATHESIS_HOOKS": str(hooks), "FUZZ_GOOD_IMAGES": os.pathsep.join(photos),
            "FUZZ_GOOD_IMAGE_EVERY": str(GOOD_IMAGE_EVERY), "PYTHONPATH": str(REPO_ROOT)}
-    run = fuzz(image_server, CONFORMANCE_CHECKS, tmp_path, env)
+    run = fuzz(colour_image_server, CONFORMANCE_CHECKS, tmp_path, env)
     assert_conforms(run, "classify_image")
     assert run.operations["POST /"].cases >= MAX_EXAMPLES // 2
     post = run.operations["POST /"].statuses
     assert post[200] >= 10 and post[400] >= 10  # real photos answered, random bytes refused
-    assert_no_traceback(image_server)
-
+    assert_no_traceback(colour_image_server)

@@ -10,7 +10,6 @@ client boundary in tests/unit/test_artifacts_cache.py.
 from __future__ import annotations
 
 import json
-import os
 import threading
 import time
 from collections.abc import Iterator
@@ -20,8 +19,8 @@ from pathlib import Path
 import pytest
 import requests
 
-from tests.helpers import COMMITTED_BUCKET, LESSON_REQUEST, FunctionServer
-from tests.storage_emulator import StorageEmulator, committed_mpg_version, image_importer
+from tests.helpers import COMMITTED_BUCKET, LESSON_REQUEST, FunctionServer, copy_model
+from tests.storage_emulator import StorageEmulator, committed_mpg_version
 from train.publish import parse_args, run
 
 BUCKET = "models"
@@ -198,13 +197,10 @@ def test_twenty_concurrent_cold_requests_make_one_download_and_one_load(
     assert len(emulator.downloads("manifest.json")) == 1
 
 
-def test_image_model_loads_from_gs_too(emulator: StorageEmulator, tmp_path: Path) -> None:
-    import_classifier = image_importer()
-    if import_classifier is None:
-        pytest.skip("IMAGENET_TFLITE is not set or train.image has no import_classifier")
-    tflite = Path(os.environ["IMAGENET_TFLITE"])
+def test_image_model_loads_from_gs_too(emulator: StorageEmulator, tmp_path: Path,
+                                       colour_model_root: Path) -> None:
     local = tmp_path / "bucket"
-    import_classifier(tflite, tflite.parent / "imagenet_labels.txt", local)
+    tflite = copy_model(colour_model_root, local, "image") / "model.tflite"
     publish(emulator, local_bucket=local, models=("image",))
     env = {"IMAGE_MODEL_URI": f"gs://{BUCKET}/image", "STORAGE_EMULATOR_HOST": emulator.host,
            "MODEL_CACHE_DIR": str(tmp_path / "cache")}

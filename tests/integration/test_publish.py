@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from tests.helpers import COMMITTED_BUCKET, REPO_ROOT, copy_model
-from tests.storage_emulator import StorageEmulator, committed_mpg_version, image_importer
+from tests.storage_emulator import StorageEmulator, committed_mpg_version
 from train.publish import EXIT_FAILED, EXIT_OK, EXIT_USAGE, SHA256_KEY, parse_args, run
 
 BUCKET = "releases"
@@ -168,12 +168,9 @@ def test_bad_command_lines_exit_2(argv: list[str]) -> None:
 
 
 def test_default_publishes_mpg_and_image_when_both_are_present(
-        emulator: StorageEmulator, local_bucket: Path) -> None:
-    import_classifier = image_importer()
-    if import_classifier is None:
-        pytest.skip("IMAGENET_TFLITE is not set or train.image has no import_classifier")
-    tflite = Path(os.environ["IMAGENET_TFLITE"])
-    image_folder = import_classifier(tflite, tflite.parent / "imagenet_labels.txt", local_bucket)
+        emulator: StorageEmulator, local_bucket: Path, colour_model_root: Path) -> None:
+    image_folder = copy_model(colour_model_root, local_bucket, "image")
+    tflite = image_folder / "model.tflite"
     code, lines = publish(emulator, local_bucket, "--set-latest")
     assert code == EXIT_OK
     assert remote_latest(emulator, "image") == image_folder.name

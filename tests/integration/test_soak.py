@@ -27,11 +27,12 @@ import pytest
 import requests
 from PIL import Image
 
+from tests.colour_classifier import photo
 from tests.helpers import COMMITTED_BUCKET, LESSON_REQUEST, FunctionServer, process_tree_rss_mb
 from tests.images_corpus import HEADERS_OF_REFUSED_FORMATS, encode, png_declaring
-from tests.integration.fixtures_image import requires_imagenet, shared_photo, start_image_server
+from tests.integration.fixtures_image import start_image_server
 
-pytestmark = [pytest.mark.slow, requires_imagenet]
+pytestmark = pytest.mark.slow
 
 SOAK_SECONDS = float(os.environ.get("SOAK_SECONDS", "120"))
 WARM_UP_SECONDS = max(5.0, SOAK_SECONDS * 0.15)
@@ -95,21 +96,22 @@ def mpg_probes() -> list[Probe]:
 
 
 def image_probes() -> list[Probe]:
-    cat = Image.open(io.BytesIO(shared_photo("cat.bmp"))).convert("RGB")
-    jpeg = encode(Image.open(io.BytesIO(shared_photo("grace_hopper.bmp"))).convert("RGB"),
-                  "JPEG", quality=90)
-    png = encode(Image.open(io.BytesIO(shared_photo("missvickie_potato_chips.bmp"))), "PNG")
+    # Generated photos for the tests' colour classifier: every valid answer has a known label.
+    red = Image.open(io.BytesIO(photo("red"))).convert("RGB")
+    jpeg = photo("green", (640, 480))
+    png = photo("blue", (300, 200), "PNG")
 
     def upload(data: bytes, name: str = "photo.jpg") -> dict[str, Any]:
         return {"files": {"image": (name, data)}}
 
     return [
-        Probe("cat_bmp", "POST", valid=True, kwargs=upload(shared_photo("cat.bmp"), "cat.bmp")),
-        Probe("bird_raw_body", "POST", valid=True, kwargs={
-            "data": shared_photo("bird.bmp"), "headers": {"Content-Type": "image/bmp"}}),
-        Probe("grace_hopper_jpeg_top3", "POST", "/?top_k=3", valid=True, kwargs=upload(jpeg)),
-        Probe("chips_png", "POST", valid=True, kwargs=upload(png, "chips.png")),
-        Probe("cat_webp", "POST", valid=True, kwargs=upload(encode(cat, "WEBP"), "cat.webp")),
+        Probe("red_bmp", "POST", valid=True, kwargs=upload(photo("red", image_format="BMP"),
+                                                           "red.bmp")),
+        Probe("blue_raw_body", "POST", valid=True, kwargs={
+            "data": photo("blue", image_format="BMP"), "headers": {"Content-Type": "image/bmp"}}),
+        Probe("green_jpeg_top2", "POST", "/?top_k=2", valid=True, kwargs=upload(jpeg)),
+        Probe("blue_png", "POST", valid=True, kwargs=upload(png, "blue.png")),
+        Probe("red_webp", "POST", valid=True, kwargs=upload(encode(red, "WEBP"), "red.webp")),
         Probe("not_an_image", "POST", kwargs=upload(b"hello" * 100)),
         Probe("truncated_jpeg", "POST", kwargs=upload(jpeg[: len(jpeg) // 2])),
         Probe("png_bomb", "POST", kwargs=upload(png_declaring(30000, 30000), "bomb.png")),
@@ -213,14 +215,15 @@ def measure(server: FunctionServer) -> Resources:
 
 
 @pytest.fixture(scope="module")
-def targets(tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[Target]]:
+def targets(tmp_path_factory: pytest.TempPathFactory,
+            colour_model_root: Path) -> Iterator[list[Target]]:
     folder = tmp_path_factory.mktemp("soak")
     mpg_env = {"MPG_MODEL_URI": str(COMMITTED_BUCKET / "mpg"),
                "MODEL_CACHE_DIR": str(folder / "mpg-cache"),
                "MAX_BATCH_SIZE": str(MAX_BATCH_SIZE)}
     with ExitStack() as stack:
         mpg = stack.enter_context(FunctionServer("predict_mpg", mpg_env, folder / "mpg.log"))
-        image = stack.enter_context(start_image_server(folder / "image"))
+        image = stack.enter_context(start_image_server(folder / "image", colour_model_root))
         yield [Target("predict_mpg", mpg, mpg_probes()),
                Target("classify_image", image, image_probes())]
 
