@@ -3,7 +3,8 @@
 Most tests need only an image classifier: they pass the `colour_model_root` fixture's root
 (tests/colour_classifier.py). The ImageNet model is imported into a private bucket with
 train.image_import.import_version, exactly as `make models` does; tests that need ImageNet's
-own labels skip (with `requires_imagenet`) when IMAGENET_TFLITE and SHARED_IMAGES are unset.
+own labels skip, a whole module at a time (`skip_module_without_imagenet`), when
+IMAGENET_TFLITE and SHARED_IMAGES are unset.
 """
 
 from __future__ import annotations
@@ -18,10 +19,14 @@ from tests.helpers import FunctionServer
 IMAGENET_SKIP_REASON = (
     "IMAGENET_TFLITE and SHARED_IMAGES name the shared model and photos (.ci/run sets them)"
 )
-requires_imagenet = pytest.mark.skipif(
-    not (os.environ.get("IMAGENET_TFLITE") and os.environ.get("SHARED_IMAGES")),
-    reason=IMAGENET_SKIP_REASON,
-)
+
+
+def skip_module_without_imagenet() -> None:
+    """Skip the calling test module (one skip, one line) unless ../shared is configured."""
+    if not (os.environ.get("IMAGENET_TFLITE") and os.environ.get("SHARED_IMAGES")):
+        pytest.skip(IMAGENET_SKIP_REASON, allow_module_level=True)
+
+
 IMAGE_MODEL_NAME = "image"
 
 

@@ -1,8 +1,7 @@
-"""python -m train.image: import the shared classifier, export Keras MobileNetV2, serve both.
+"""python -m train.image: import a classifier, export Keras MobileNetV2, serve both.
 
-The shared model and photos are read from IMAGENET_TFLITE and SHARED_IMAGES (never copied
-into the repository), the model with a custom operator from INVOKE_ERROR_TFLITE; the tests
-that need them skip when the variables are unset.
+Nothing here needs ../shared: the import is tried on the tests' colour classifier. The import
+of the shared ImageNet model itself is tested in test_train_image_import.py.
 """
 
 from __future__ import annotations
@@ -21,57 +20,18 @@ import pytest
 from PIL import Image
 
 from modelserve.app import build_endpoint
-from modelserve.contract import WRITER_REQUIRED_KEYS, sha256_file, verify_folder
+from modelserve.contract import sha256_file
 from modelserve.declarations import declaration
-from modelserve.image_decoding import to_rgb
 from modelserve.tasks.image_classification import ImageModel
+from tests.colour_classifier import LABELS
 from tests.helpers import REPO_ROOT
 from train import bucket
-from train.image_import import import_version
 
-SHARED_MODEL_SHA256 = "7aad0c74c5e3c06e5eb3c827e13304fdd68a83da6087d92ee169c24ff9fd4776"
-LABELS_NAME = "imagenet_labels.txt"
 SMALL = ("--alpha", "0.35", "--size", "96")
 SIZE = 96
 TRAIN_TIMEOUT_S = 300
 WEIGHTS_HOST = ("storage.googleapis.com", 443)
 KERAS_NOISE = "ignore::DeprecationWarning:keras"  # numpy 2 copy= notices from keras internals
-PHOTO_LABELS = {"cat.bmp": "Egyptian cat", "bird.bmp": "chickadee",
-                "grace_hopper.bmp": "military uniform", "missvickie_potato_chips.bmp": "packet",
-                "cat_720p.jpg": "a cat"}
-CATS = ("tabby, tabby cat", "tiger cat", "Persian cat", "Siamese cat, Siamese", "Egyptian cat")
-
-
-@pytest.fixture
-def shared_model() -> tuple[Path, Path]:
-    """The shared quantized MobileNetV2 and its label file (skip when IMAGENET_TFLITE is unset)."""
-    value = os.environ.get("IMAGENET_TFLITE")
-    if not value:
-        pytest.skip("IMAGENET_TFLITE is not set (path of the shared MobileNetV2 .tflite)")
-    tflite = Path(value)
-    if not tflite.is_file():
-        pytest.skip(f"IMAGENET_TFLITE={value} does not exist")
-    return tflite, tflite.parent / LABELS_NAME
-
-
-@pytest.fixture
-def shared_images() -> Path:
-    """The shared photo folder (skip when SHARED_IMAGES is unset)."""
-    value = os.environ.get("SHARED_IMAGES")
-    if not value or not Path(value).is_dir():
-        pytest.skip("SHARED_IMAGES is not set (folder of the shared test photos)")
-    return Path(value)
-
-
-@pytest.fixture
-def invoke_error_model() -> Path:
-    """The shared model with a custom operator LiteRT cannot run (skip when unset)."""
-    value = os.environ.get("INVOKE_ERROR_TFLITE")
-    if not value or not Path(value).is_file():
-        pytest.skip("INVOKE_ERROR_TFLITE is not set (the shared model with a custom operator)")
-    return Path(value)
-
-
 @pytest.fixture(scope="module")
 def representative(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Four small generated images in mixed sizes, modes and formats."""
@@ -135,87 +95,25 @@ def nothing_published(model_root: Path) -> bool:
     return not model_root.exists() or not any(model_root.iterdir())
 
 
-# --- import (no TensorFlow) -----------------------------------------------------------------
-
-def test_import_of_the_shared_model_writes_a_complete_version(
-    shared_model: tuple[Path, Path], tmp_path: Path
-) -> None:
-    tflite, labels = shared_model
-    folder = import_version(tflite, labels, tmp_path / "bucket")[0]
-    manifest = verify_folder(folder).raw  # every listed file matches its sha256 and size
-    assert bucket.read_latest(tmp_path / "bucket" / "image") == folder.name == manifest["version"]
-    assert all(key in manifest for key in WRITER_REQUIRED_KEYS)
-    assert manifest["files"]["model.tflite"]["sha256"] == SHARED_MODEL_SHA256
-    assert manifest["input"]["dtype"] == "uint8"
-    assert (manifest["input"]["height"], manifest["input"]["width"]) == (224, 224)
-    assert manifest["input"]["normalization"] == {"mean": 128.0, "std": 128.0}
-    assert manifest["input"]["quantization"] == {"scale": 0.0078125, "zero_point": 128}
-    assert manifest["output"] == {
-        "classes": 1001, "dtype": "uint8",
-        "quantization": {"scale": 0.00390625, "zero_point": 0}, "activation": "none",
-        "label_file": "labels.txt", "label_offset": 1,
-    }
-    training = manifest["training"]
-    assert training["source"] == "import"
-    assert training["model"] == {"file": tflite.name, "sha256": SHARED_MODEL_SHA256}
-    assert training["labels"]["sha256"] == sha256_file(labels)
-    stored = (folder / "labels.txt").read_text(encoding="utf-8").splitlines()
-    assert len(stored) == 1000
-    assert stored[0].startswith("tench")
-
-
-@pytest.mark.parametrize(("photo", "label"), [("cat.bmp", "Egyptian cat"),
-                                              ("bird.bmp", "chickadee")])
-def test_imported_model_classifies_through_the_serving_code(
-    shared_model: tuple[Path, Path], shared_images: Path, tmp_path: Path, photo: str, label: str
-) -> None:
-    import_version(*shared_model, tmp_path / "bucket")
-    model = serve(tmp_path / "bucket" / "image", tmp_path / "cache")
-    with Image.open(shared_images / photo) as image:
-        assert model.top(to_rgb(image), 5)[0]["label"] == label
-
-
-def test_import_command_prints_progress_and_a_summary(
-    shared_model: tuple[Path, Path], tmp_path: Path
-) -> None:
-    tflite, labels = shared_model
-    result = run_train("import", "--tflite", str(tflite), "--labels", str(labels),
-                       "--bucket", str(tmp_path / "bucket"))
-    assert result.returncode == 0, result.stderr
-    assert "leading 'background' line dropped" in result.stdout
-    assert "Image classifier exported" in result.stdout
-    assert manifest_of(tmp_path / "bucket" / "image")["training"]["command"].startswith(
-        "python -m train.image import --tflite")
-
+# --- import (no ImageNet: the tests' colour classifier) ------------------------------------
 
 def test_labels_that_do_not_fit_are_refused_and_nothing_is_written(
-    shared_model: tuple[Path, Path], tmp_path: Path
+    colour_model_root: Path, tmp_path: Path
 ) -> None:
-    tflite, labels = shared_model
+    tflite = colour_model_root.parent.parent / "colours.tflite"  # tests/colour_classifier.py
+    labels = tmp_path / "colours.txt"
+    labels.write_text("\n".join(LABELS) + "\n")
     short = tmp_path / "short.txt"
-    short.write_text("\n".join(labels.read_text().splitlines()[:999]) + "\n")
+    short.write_text(LABELS[0] + "\n")  # 2 labels would fit: class 0 as background
     result = run_train("import", "--tflite", str(tflite), "--labels", str(short),
                        "--bucket", str(tmp_path / "bucket"))
     assert result.returncode == 2
-    assert "1001 outputs" in result.stderr and "999 labels" in result.stderr
+    assert "3 outputs" in result.stderr and "1 labels" in result.stderr
     assert "Traceback" not in result.stderr
     assert not (tmp_path / "bucket").exists()
     # The same command with the right labels still works.
     assert run_train("import", "--tflite", str(tflite), "--labels", str(labels),
                      "--bucket", str(tmp_path / "bucket")).returncode == 0
-
-
-def test_a_model_litert_cannot_run_is_refused(
-    shared_model: tuple[Path, Path], tmp_path: Path
-) -> None:
-    broken = shared_model[0].parent.parent / "model_invoking_error.tflite"
-    if not broken.is_file():
-        pytest.skip(f"{broken} is not there")
-    result = run_train("import", "--tflite", str(broken), "--labels", str(shared_model[1]),
-                       "--bucket", str(tmp_path / "bucket"))
-    assert result.returncode == 2
-    assert "LiteRT cannot" in result.stderr and "Traceback" not in result.stderr
-    assert not (tmp_path / "bucket").exists()
 
 
 # --- keras (TensorFlow: slow) ---------------------------------------------------------------

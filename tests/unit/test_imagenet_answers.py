@@ -2,8 +2,8 @@
 
 Only what needs ImageNet itself is here (the right label for a photo, EXIF orientation
 mattering to a model that sees shapes, 20 distinct classes); every other image test runs on
-the tests' own colour classifier. Skips, with one line, without IMAGENET_TFLITE and
-SHARED_IMAGES.
+the tests' own colour classifier. Without IMAGENET_TFLITE and SHARED_IMAGES the whole module
+is one skip.
 """
 
 from __future__ import annotations
@@ -19,11 +19,11 @@ from tests.images_corpus import encode, sideways_jpeg
 from tests.inprocess import client, image_environ, upload
 from tests.integration.fixtures_image import (
     import_imagenet_bucket,
-    requires_imagenet,
     shared_photo,
+    skip_module_without_imagenet,
 )
 
-pytestmark = requires_imagenet
+skip_module_without_imagenet()
 
 CAT_CLASSES = {"Egyptian cat", "tabby, tabby cat", "tiger cat", "Persian cat",
                "Siamese cat, Siamese"}
