@@ -64,16 +64,18 @@ class RemoteFunction:
             if oversize:
                 raise too_large(limits.max_json_bytes) from None
             raise
-        if not (isinstance(body, dict) and CALLS in body):
-            if oversize:
-                raise too_large(limits.max_json_bytes)
-            return json_response(rid, self.task.answer_body(body, model.get(), limits))
+        envelope = isinstance(body, dict) and CALLS in body
         try:
             loaded = model.get()
-            if loaded.schema.name_set.intersection(body):  # feature fields: the own API's
-                if oversize:
-                    raise too_large(limits.max_json_bytes)
-                return json_response(rid, self.task.answer_body(body, loaded, limits))
+        except AppError as error:  # a 503 for what may be BigQuery: in both shapes
+            if envelope:
+                return error_response(rid, error)
+            raise
+        if not envelope or loaded.schema.name_set.intersection(body):  # the own API's
+            if oversize:
+                raise too_large(limits.max_json_bytes)
+            return json_response(rid, self.task.answer_body(body, loaded, limits))
+        try:
             return json_response(rid, {"replies": self.replies(body, loaded, limits)})
         except AppError as error:
             return error_response(rid, error)
