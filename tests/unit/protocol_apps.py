@@ -33,8 +33,8 @@ def random_cars(count: int, seed: int = 0) -> list[dict[str, float | int]]:
 
 def bigquery_call(car: dict[str, float | int]) -> list[object]:
     """A car as BigQuery sends one call's arguments: INT64 as strings, FLOAT64 as numbers."""
-    return [str(value) if isinstance(value, int) and name in ("cylinders", "year", "origin")
-            else float(value) for name, value in car.items()]
+    return [str(car[name]) if name in ("cylinders", "year", "origin") else float(car[name])
+            for name in FEATURES]
 
 
 def bigquery_request(calls: list[list[object]], **context: str) -> dict[str, object]:
