@@ -285,3 +285,21 @@ def test_bad_images_get_the_protocol_error(image_client: FlaskClient, make, stat
     body, headers = image_request(cat())
     good = image_client.post("/v2/models/image/infer", data=body, headers=headers)
     assert good.json["outputs"][0]["data"][0] == "Egyptian cat"
+
+
+def document_example(client: FlaskClient, path: str) -> dict:
+    operation = client.get("/openapi.json").json["paths"][path]["post"]
+    return operation["requestBody"]["content"]["application/json"]["example"]
+
+
+def test_the_documented_infer_example_is_answered(client: FlaskClient) -> None:
+    response = client.post(INFER, json=document_example(client, INFER))
+    assert response.status_code == 200, response.json
+
+
+@requires_imagenet
+def test_the_documented_image_example_is_answered(image_client: FlaskClient) -> None:
+    path = "/v2/models/image/infer"
+    response = image_client.post(path, json=document_example(image_client, path))
+    assert response.status_code == 200, response.json
+    assert response.json["outputs"][0]["shape"] == [1, 3]

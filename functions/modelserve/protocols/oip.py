@@ -98,7 +98,8 @@ class OpenInference:
     def document(self, document: dict[str, Any], model: Any, settings: Settings) -> None:
         """Add the /v2 paths for the served model to the function's OpenAPI document."""
         add_inference_paths(document, model.manifest.name, model.manifest.version,
-                            self.adapter.infer_schema(model, settings))
+                            self.adapter.infer_schema(model, settings),
+                            self.adapter.infer_example(model))
 
     def _answer(self, route: Route, request: flask.Request, rid: str, model: LazyModel[Any],
                 settings: Settings) -> dict[str, Any]:

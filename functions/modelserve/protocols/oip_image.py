@@ -26,6 +26,9 @@ from .openapi import infer_request_schema, tensor_schema
 from .tensors import BYTES, InferRequest, bad, output_tensor
 
 LABEL, PROBABILITY, CLASS_ID = "label", "probability", "class_id"
+# An 8 x 8 orange PNG: the document's example request, a real image in base64.
+EXAMPLE_PNG = ("iVBORw0KGgoAAAANSUhEUgAAAAgAAAAICAIAAABLbSncAAAAFElEQVR4nGM8UaHB"
+               "gA0wYRUdtBIAHicBeAYWg8oAAAAASUVORK5CYII=")
 
 
 class ImageTensors:
@@ -55,6 +58,10 @@ class ImageTensors:
             "top_k": {"type": "integer", "minimum": 1, "maximum": TOP_K_MAX}}}
         return infer_request_schema(
             [tensor_schema({"type": "string", "minLength": 1}, [BYTES], [1], data)], parameters)
+
+    def infer_example(self, model: ImageModel) -> dict[str, Any]:
+        return {"inputs": [{"name": FIELD, "datatype": BYTES, "shape": [1],
+                            "data": [EXAMPLE_PNG]}], "parameters": {"top_k": 3}}
 
     def infer(self, request: InferRequest, model: ImageModel,
               settings: Settings) -> list[dict[str, Any]]:

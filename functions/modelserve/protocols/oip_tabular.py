@@ -13,7 +13,7 @@ from typing import Any
 from ..config import Settings, TabularLimits
 from ..errors import BadRequest, Problem
 from ..schema import TabularSchema
-from ..tasks.tabular import TabularModel, TabularTask, check_batch_size
+from ..tasks.tabular import TabularModel, TabularTask, check_batch_size, example_record
 from . import row_problems
 from .openapi import infer_request_schema, tensor_schema
 from .tensors import InferRequest, Tensor, bad, output_tensor
@@ -48,6 +48,11 @@ class TabularTensors:
                 "maxItems": len(features), "items": False}
         return infer_request_schema([tensor_schema({"const": MATRIX_INPUT}, ["FP32", "FP64"],
                                                    [1, len(features)], data)])
+
+    def infer_example(self, model: TabularModel) -> dict[str, Any]:
+        row = list(example_record(model.schema).values())
+        return {"inputs": [{"name": MATRIX_INPUT, "datatype": "FP32", "shape": [1, len(row)],
+                            "data": row}]}
 
     def infer(self, request: InferRequest, model: TabularModel,
               settings: Settings) -> list[dict[str, Any]]:

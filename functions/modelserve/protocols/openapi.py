@@ -50,7 +50,7 @@ def _object(*required: str) -> dict[str, Any]:
 
 
 def add_inference_paths(document: dict[str, Any], name: str, version: str,
-                        infer_request: dict[str, Any]) -> None:
+                        infer_request: dict[str, Any], example: dict[str, Any]) -> None:
     """Add the Open Inference Protocol's paths for model `name` at `version`."""
     model = f"/v2/models/{name}"
     versioned = f"{model}/versions/{version}"
@@ -80,7 +80,8 @@ def add_inference_paths(document: dict[str, Any], name: str, version: str,
             "operationId": "infer", "tags": ["inference"],
             "summary": "Inference (Open Inference Protocol v2; the binary-data extension too).",
             "requestBody": {"required": True,
-                            "content": {"application/json": {"schema": infer_request}}},
+                            "content": {"application/json": {"schema": infer_request,
+                                                             "example": example}}},
             "responses": {"200": _response(infer_answer, "The model's outputs."),
                           **_errors("400", "408", "413", "415", "503")},
         }},
