@@ -57,11 +57,14 @@ TASK_VARIABLES: dict[str, tuple[Variable, ...]] = {
     TABULAR: (
         Variable("MAX_JSON_BYTES", "65536", "largest JSON body a tabular function accepts "
                  "(413 above)"),
-        Variable("MAX_BATCH_SIZE", "256", "most instances in one batch of a tabular function"),
-        Variable("MAX_REMOTE_ROWS", "1000", "most rows (calls) in one BigQuery remote-function "
-                 "request (413 above; set max_batching_rows at or below it)"),
-        Variable("MAX_REMOTE_JSON_BYTES", "1048576", "largest BigQuery remote-function request "
-                 "body on POST / (413 above); other JSON bodies keep MAX_JSON_BYTES"),
+        Variable("MAX_BATCH_SIZE", "256", "most instances in one batch of a tabular function, "
+                 "and most rows in one Open Inference Protocol infer request (413 above)"),
+        Variable("MAX_REMOTE_ROWS", "1000", "most calls (rows) in one BigQuery remote-function "
+                 "request (413 above): set the remote function's `max_batching_rows` at or "
+                 "below it (500 recommended, `benchmarks/BIGQUERY.md`)"),
+        Variable("MAX_REMOTE_JSON_BYTES", "1048576", "largest BigQuery remote-function body on "
+                 "`POST /` (413 above; 1,000 seven-argument calls take ~46 kB); every other "
+                 "JSON body keeps `MAX_JSON_BYTES`"),
         Variable("OUT_OF_RANGE", "reject", "reject: values outside the training range give "
                  "400; warn: predict and add a warning"),
     ),
