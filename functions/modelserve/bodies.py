@@ -41,7 +41,7 @@ def read_body(request: flask.Request, limit: int, timeout: float) -> bytes:
     """
     declared = request.content_length
     if declared is not None and declared > limit:
-        raise _abandon_body(request, _too_large(limit))
+        raise _abandon_body(request, too_large(limit))
     environ = request.environ
     sock = environ.get("gunicorn.socket")
     if sock is not None:
@@ -67,7 +67,7 @@ def read_body(request: flask.Request, limit: int, timeout: float) -> bytes:
         chunks.append(chunk)
         received += len(chunk)
         if received > limit:
-            raise _abandon_body(request, _too_large(limit))
+            raise _abandon_body(request, too_large(limit))
         if time.monotonic() > deadline:
             raise _abandon_body(request, _too_slow(timeout))
     body = b"".join(chunks)
@@ -84,7 +84,8 @@ def _abandon_body(request: flask.Request, error: AppError) -> AppError:
     return error
 
 
-def _too_large(limit: int) -> PayloadTooLarge:
+def too_large(limit: int) -> PayloadTooLarge:
+    """413: the body is larger than `limit` bytes."""
     return PayloadTooLarge("too_large", f"Request body is larger than the limit of {limit} bytes.")
 
 

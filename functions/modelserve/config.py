@@ -57,7 +57,14 @@ TASK_VARIABLES: dict[str, tuple[Variable, ...]] = {
     TABULAR: (
         Variable("MAX_JSON_BYTES", "65536", "largest JSON body a tabular function accepts "
                  "(413 above)"),
-        Variable("MAX_BATCH_SIZE", "256", "most instances in one batch of a tabular function"),
+        Variable("MAX_BATCH_SIZE", "256", "most instances in one batch of a tabular function, "
+                 "and most rows in one Open Inference Protocol infer request (413 above)"),
+        Variable("MAX_REMOTE_ROWS", "1000", "most calls (rows) in one BigQuery remote-function "
+                 "request (413 above): set the remote function's `max_batching_rows` at or "
+                 "below it (500 recommended, `benchmarks/BIGQUERY.md`)"),
+        Variable("MAX_REMOTE_JSON_BYTES", "1048576", "largest BigQuery remote-function body on "
+                 "`POST /` (413 above; 1,000 seven-argument calls take ~46 kB); every other "
+                 "JSON body keeps `MAX_JSON_BYTES`"),
         Variable("OUT_OF_RANGE", "reject", "`reject`: values outside the training range give "
                  "400 (the lesson); `warn`: predict and list a warning"),
     ),
@@ -77,6 +84,8 @@ class TabularLimits:
     max_json_bytes: int
     max_batch_size: int
     out_of_range: str
+    max_remote_rows: int
+    max_remote_json_bytes: int
 
 
 @dataclass(frozen=True)
@@ -156,6 +165,8 @@ def load_settings(function: Declaration, environ: Mapping[str, str] | None = Non
             max_batch_size=parsed("MAX_BATCH_SIZE", *positive),
             out_of_range=parsed("OUT_OF_RANGE", _choice(OUT_OF_RANGE_POLICIES),
                                 " or ".join(OUT_OF_RANGE_POLICIES)),
+            max_remote_rows=parsed("MAX_REMOTE_ROWS", *positive),
+            max_remote_json_bytes=parsed("MAX_REMOTE_JSON_BYTES", *positive),
         )
     else:
         limits = ImageLimits(max_image_bytes=parsed("MAX_IMAGE_BYTES", *positive),

@@ -22,6 +22,8 @@ from .http import (
 )
 from .logs import get_logger, log_line, milliseconds, trace_fields
 from .pages import page_response, wants_html
+from .protocols import remote_function, tensor_adapter
+from .protocols.oip import OpenInference, is_protocol_path
 from .runtime import LazyModel
 from .tasks.base import M, Task
 
@@ -42,6 +44,10 @@ class Endpoint(Generic[M]):
         # Lives for the whole instance: loaded on the first request that needs it.
         self.model: LazyModel[M] = LazyModel(settings.model_uri, self._load,
                                              settings.load_retry_max_seconds)
+        # The envelopes beside the own API (protocols/): /v2 for every function, BigQuery's
+        # remote-function calls on POST / of a tabular one (None otherwise).
+        self.inference = OpenInference(self.name, tensor_adapter(task))
+        self.remote = remote_function(task)
 
     def handle(self, request: flask.Request) -> flask.Response:
         """Route a request and always answer JSON: an answer or the error envelope."""
@@ -61,6 +67,8 @@ class Endpoint(Generic[M]):
 
     def _route(self, request: flask.Request, rid: str) -> flask.Response:
         path, method = request.path, request.method
+        if is_protocol_path(path):
+            return self.inference.handle(request, rid, self.model, self.settings)
         if path == "/":
             allowed = _ALLOW_ROOT
         elif path in self.post_paths:
@@ -79,12 +87,22 @@ class Endpoint(Generic[M]):
             return json_response(rid, {"status": "ok", "model": self.model.state})
         if path == "/openapi.json":
             # An OpenAPI document may not carry an `id` at its root: the header has it.
-            return document_response(rid, self.task.openapi(self.model.get(), self.settings))
+            return document_response(rid, self._document())
         if method == "POST":
+            if path == "/" and self.remote is not None:  # BigQuery's envelope, or the own API
+                return self.remote.handle(request, rid, self.model, self.settings)
             return json_response(rid, self.task.answer(request, self.model, self.settings))
         if wants_html(request):
             return page_response(self.task.page, rid)
         return json_response(rid, self._metadata(), headers={"Vary": "Accept"})
+
+    def _document(self) -> dict[str, Any]:
+        model = self.model.get()
+        document = self.task.openapi(model, self.settings)
+        self.inference.document(document, model, self.settings)
+        if self.remote is not None:
+            self.remote.document(document, model, self.settings)
+        return document
 
     def _metadata(self) -> dict[str, Any]:
         try:

@@ -23,7 +23,7 @@ def test_defaults_point_at_the_local_bucket() -> None:
     mpg, image = load_settings(MPG, {}), load_settings(IMAGE, {})
     assert mpg.model_uri.endswith("model_bucket/mpg")
     assert image.model_uri.endswith("model_bucket/image")
-    assert mpg.limits == TabularLimits(65536, 256, "reject")
+    assert mpg.limits == TabularLimits(65536, 256, "reject", 1000, 1048576)
     assert image.limits == ImageLimits(10485760, 12000000)
     assert mpg.cors_origins == ()
     assert mpg.interpreter_pool_size >= 1

@@ -7,6 +7,7 @@ manifest, so any tabular regression model exported by train/ is served the same 
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,7 +26,6 @@ from ..runtime import InterpreterPool, LazyModel
 from ..schema import (
     INTEGER,
     MAX_PROBLEMS,
-    Checked,
     TabularSchema,
     check_record,
     schema_from_manifest,
@@ -36,6 +36,15 @@ from .base import LoadedModel
 BATCH_KEY = "instances"
 VALUE_DECIMALS = 3
 DEFAULT_OUTPUT_NAME = "prediction"
+
+
+@dataclass(frozen=True)
+class Row:
+    """One record's outcome: the model's value, or the problems that kept it from the model."""
+
+    value: float | None
+    problems: list[Problem]
+    warnings: list[Problem]
 
 
 @dataclass(frozen=True)
@@ -92,23 +101,43 @@ class TabularTask:
     ) -> dict[str, Any]:
         """One record's prediction, or a batch's predictions with per-item errors."""
         limits: TabularLimits = settings.limits
-        require_content_type(request, ("application/json",), "application/json")
-        body = parse_json(read_body(request, limits.max_json_bytes,
-                                     settings.body_read_timeout_seconds))
-        loaded = model.get()
+        body = read_json(request, limits.max_json_bytes, settings.body_read_timeout_seconds)
+        return self.answer_body(body, model.get(), limits)
+
+    def answer_body(self, body: Any, model: TabularModel, limits: TabularLimits
+                    ) -> dict[str, Any]:
+        """The own API's answer to a parsed JSON body: one record, or {"instances": [...]}."""
         if isinstance(body, dict) and BATCH_KEY in body:
             return {
-                "predictions": _predict_batch(body, loaded, limits),
-                "model": loaded.reference(),
+                "predictions": _predict_batch(self, body, model, limits),
+                "model": model.reference(),
             }
-        checked = check_record(body, loaded.schema, limits.out_of_range)
-        if checked.values is None:
-            raise BadRequest.of(checked.problems)
-        return {
-            loaded.output_name: loaded.predict(checked.values),
-            "model": loaded.reference(),
-            **_warnings(checked),
-        }
+        row = self.predict_rows(model, [body], limits)[0]
+        if row.value is None:
+            raise BadRequest.of(row.problems)
+        return {model.output_name: row.value, "model": model.reference(), **_warnings(row)}
+
+    def predict_rows(self, model: TabularModel, records: Sequence[Any],
+                     limits: TabularLimits) -> list[Row]:
+        """Validate each record and predict the valid ones: every protocol's one path.
+
+        A bad record never stops the others: its Row carries its problems instead of a value.
+        The caller bounds how many records it passes (check_batch_size).
+        """
+        rows = []
+        for record in records:
+            checked = check_record(record, model.schema, limits.out_of_range)
+            if checked.values is None:
+                rows.append(Row(None, checked.problems, checked.warnings))
+            else:
+                rows.append(Row(model.predict(checked.values), [], checked.warnings))
+        return rows
+
+    def feature_schemas(self, model: TabularModel, settings: Settings) -> dict[str, Any]:
+        """Each feature's JSON Schema, by name in model order (what the document says)."""
+        limits: TabularLimits = settings.limits
+        enforce_range = limits.out_of_range == "reject"
+        return _record_schema(model.schema, enforce_range)["properties"]
 
     def openapi(self, model: TabularModel, settings: Settings) -> dict[str, Any]:
         limits: TabularLimits = settings.limits
@@ -157,7 +186,23 @@ def example_record(schema: TabularSchema) -> dict[str, float | int]:
     return record
 
 
-def _predict_batch(body: dict[str, Any], model: TabularModel,
+def read_json(request: flask.Request, limit: int, timeout: float) -> Any:
+    """A JSON request body of at most `limit` bytes, parsed strictly (415, 413, 408, 400)."""
+    require_content_type(request, ("application/json",), "application/json")
+    return parse_json(read_body(request, limit, timeout))
+
+
+def check_batch_size(count: int, limits: TabularLimits, field: str = BATCH_KEY) -> None:
+    """413 for more than MAX_BATCH_SIZE records in one request."""
+    if count > limits.max_batch_size:
+        raise PayloadTooLarge(
+            "too_many_instances",
+            f"A batch may hold at most {limits.max_batch_size} instances, got {count}.",
+            field,
+        )
+
+
+def _predict_batch(task: TabularTask, body: dict[str, Any], model: TabularModel,
                    limits: TabularLimits) -> list[dict]:
     extra = [unexpected_field(key) for key in body if key != BATCH_KEY][:MAX_PROBLEMS]
     instances = body[BATCH_KEY]
@@ -171,25 +216,14 @@ def _predict_batch(body: dict[str, Any], model: TabularModel,
         )
     if extra:
         raise BadRequest.of(extra)
-    if len(instances) > limits.max_batch_size:
-        raise PayloadTooLarge(
-            "too_many_instances",
-            f"A batch may hold at most {limits.max_batch_size} instances, got {len(instances)}.",
-            BATCH_KEY,
-        )
-    results = []
-    for item in instances:
-        checked = check_record(item, model.schema, limits.out_of_range)
-        if checked.values is None:
-            results.append({"errors": [p.as_dict() for p in checked.problems]})
-        else:
-            results.append({model.output_name: model.predict(checked.values),
-                             **_warnings(checked)})
-    return results
+    check_batch_size(len(instances), limits)
+    return [{"errors": [p.as_dict() for p in row.problems]} if row.value is None
+            else {model.output_name: row.value, **_warnings(row)}
+            for row in task.predict_rows(model, instances, limits)]
 
 
-def _warnings(checked: Checked) -> dict[str, Any]:
-    return {"warnings": [w.as_dict() for w in checked.warnings]} if checked.warnings else {}
+def _warnings(row: Row) -> dict[str, Any]:
+    return {"warnings": [w.as_dict() for w in row.warnings]} if row.warnings else {}
 
 
 def _record_schema(schema: TabularSchema, enforce_range: bool) -> dict[str, Any]:
