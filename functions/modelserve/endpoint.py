@@ -89,7 +89,7 @@ class Endpoint(Generic[M]):
             # An OpenAPI document may not carry an `id` at its root: the header has it.
             return document_response(rid, self._document())
         if method == "POST":
-            if path == "/" and self.remote is not None:  # BigQuery's envelope, or the own API
+            if self.remote is not None:  # BigQuery's envelope, or the own API
                 return self.remote.handle(request, rid, self.model, self.settings)
             return json_response(rid, self.task.answer(request, self.model, self.settings))
         if wants_html(request):

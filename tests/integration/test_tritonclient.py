@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 from collections.abc import Iterator
 
 import numpy as np
@@ -17,7 +18,11 @@ import tritonclient.http as httpclient
 from tritonclient.utils import InferenceServerException
 
 from tests.helpers import COMMITTED_BUCKET, FunctionServer, latest_version
-from tests.integration.fixtures_image import requires_imagenet, shared_photo, start_image_server
+from tests.integration.fixtures_image import (
+    IMAGENET_SKIP_REASON,
+    shared_photo,
+    start_image_server,
+)
 
 LESSON_CAR = [8, 300, 78, 3500, 20, 76, 1]
 LESSON_MPG = 18.68
@@ -28,6 +33,12 @@ MPG_VERSION = latest_version(COMMITTED_BUCKET / "mpg").name
 
 def client_for(server: FunctionServer) -> httpclient.InferenceServerClient:
     return httpclient.InferenceServerClient(server.url.removeprefix("http://"))
+
+
+# The image half needs ImageNet's own labels (cat.bmp is an Egyptian cat).
+requires_imagenet = pytest.mark.skipif(
+    not (os.environ.get("IMAGENET_TFLITE") and os.environ.get("SHARED_IMAGES")),
+    reason=IMAGENET_SKIP_REASON)
 
 
 @pytest.fixture(scope="module")

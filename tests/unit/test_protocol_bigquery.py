@@ -154,10 +154,11 @@ def test_feature_fields_beside_calls_are_the_own_api(client: FlaskClient) -> Non
     assert client.post("/", json=LESSON_REQUEST).json["mpg"] == LESSON_MPG
 
 
-def test_the_lesson_path_keeps_the_own_api_only(client: FlaskClient) -> None:
-    response = client.post("/api/mpg", json=bigquery_request([LESSON_CALL]))
-    assert response.status_code == 400
-    assert "Unexpected field: calls." in [e["message"] for e in response.json["errors"]]
+def test_the_lesson_path_answers_exactly_like_post_root(client: FlaskClient) -> None:
+    request = bigquery_request([LESSON_CALL])
+    alias, root = client.post("/api/mpg", json=request), client.post("/", json=request)
+    assert alias.status_code == root.status_code == 200
+    assert alias.json["replies"] == root.json["replies"]
 
 
 def test_bodies_beyond_max_json_bytes_are_admitted_only_as_envelopes(tmp_path: Path) -> None:

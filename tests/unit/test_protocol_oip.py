@@ -202,8 +202,10 @@ def test_the_own_api_and_its_paths_are_unchanged(client: FlaskClient) -> None:
     paths = client.get("/openapi.json").json["paths"]
     assert {"/", "/api/mpg", "/healthz", "/openapi.json", "/v2", "/v2/health/live",
             "/v2/health/ready", "/v2/models/mpg", "/v2/models/mpg/ready", INFER} <= set(paths)
+    # The lesson's path is POST / under another name: records, batches and BigQuery's envelope.
+    assert paths["/api/mpg"]["post"]["requestBody"] == paths["/"]["post"]["requestBody"]
     own = paths["/api/mpg"]["post"]["requestBody"]["content"]["application/json"]["schema"]
-    assert len(own["oneOf"]) == 2  # the lesson's path: records and batches only
+    assert len(own["oneOf"]) == 3
 
 
 # --- classify_image, on the shared ImageNet model ------------------------------------------

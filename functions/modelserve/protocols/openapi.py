@@ -112,8 +112,9 @@ def tensor_schema(name: dict[str, Any], datatypes: list[str], shape: list[int],
 
 def add_remote_function(document: dict[str, Any], features: dict[str, Any],
                         max_rows: int) -> None:
-    """POST / also takes BigQuery's envelope (the features as each call's arguments)."""
-    root = copy.deepcopy(document["paths"]["/"]["post"])  # the aliases keep the own API only
+    """POST / (and its aliases) also takes BigQuery's envelope (the features as each call's
+    arguments)."""
+    root = copy.deepcopy(document["paths"]["/"]["post"])
     call = {"type": "array", "prefixItems": list(features.values()),
             "minItems": len(features), "maxItems": len(features), "items": False}
     envelope = {
@@ -135,4 +136,7 @@ def add_remote_function(document: dict[str, Any], features: dict[str, Any],
     body["oneOf"].append(envelope)
     answer = root["responses"]["200"]["content"]["application/json"]["schema"]
     answer["oneOf"].append(replies)
-    document["paths"]["/"]["post"] = root
+    for operations in document["paths"].values():  # POST / and its aliases (/api/mpg)
+        post = operations.get("post")
+        if post is not None and post["operationId"].startswith("predict"):
+            post["requestBody"], post["responses"] = root["requestBody"], root["responses"]
