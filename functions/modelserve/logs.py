@@ -10,6 +10,9 @@ from typing import Any
 
 LOGGER_NAME = "modelserve"
 _LOGGER = logging.getLogger(LOGGER_NAME)  # looked up once: getLogger takes logging's lock
+# Instance-wide: the one stdout handler configure_logging installs; log_line writes to its
+# stream, whatever other handlers (a test's, a library's) the logger gains.
+_HANDLER: logging.StreamHandler | None = None
 _TRACE_KEY = "logging.googleapis.com/trace"
 _SPAN_KEY = "logging.googleapis.com/spanId"
 _LABELS_KEY = "logging.googleapis.com/labels"
@@ -42,11 +45,12 @@ class CloudLoggingFormatter(logging.Formatter):
 
 def configure_logging(level: str) -> logging.Logger:
     """Set up the package logger once: JSON lines on stdout, not propagated to the root."""
+    global _HANDLER
     logger = _LOGGER
-    if not logger.handlers:
-        handler = logging.StreamHandler(sys.stdout)
-        handler.setFormatter(CloudLoggingFormatter())
-        logger.addHandler(handler)
+    if _HANDLER is None:
+        _HANDLER = logging.StreamHandler(sys.stdout)
+        _HANDLER.setFormatter(CloudLoggingFormatter())
+        logger.addHandler(_HANDLER)
         logger.propagate = False
     logger.setLevel(level)
     return logger
@@ -66,12 +70,12 @@ def log_line(severity: int, message: str, fields: dict[str, Any]) -> None:
     The per-request access line takes this path: the same JSON as CloudLoggingFormatter
     makes, at about a quarter of the cost of a LogRecord's trip through logging (measured).
     """
-    logger = _LOGGER
-    if not logger.isEnabledFor(severity) or not logger.handlers:
+    handler = _HANDLER
+    if handler is None or not _LOGGER.isEnabledFor(severity):
         return
     line = _ENCODE({"severity": _SEVERITY.get(severity, "DEFAULT"), "message": message,
                     **fields})
-    stream = logger.handlers[0].stream  # the StreamHandler configure_logging installed
+    stream = handler.stream
     with _WRITE_LOCK:  # one whole line at a time from many threads
         stream.write(line + "\n")
         stream.flush()
