@@ -50,8 +50,10 @@ serve: $(RUNTIME_STAMP)
 		--port $(IMAGE_PORT) & \
 	wait
 
+# pytest-xdist: one worker per CPU; a module's tests may run on either worker.
+PYTEST_WORKERS ?= auto
 test: lint $(NODE_STAMP)
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n $(PYTEST_WORKERS)
 
 lint: $(DEV_STAMP)
 	$(BIN)/ruff check .
