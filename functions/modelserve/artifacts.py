@@ -59,7 +59,7 @@ class ModelArtifacts:
     """A verified model version: its manifest and the verified bytes of the files it needs.
 
     `timings_ms` has open_ms (the source), resolve_ms (LATEST and manifest; on the first
-    bucket request also the storage client's import and creation), download_ms and verify_ms;
+    bucket request also the reader's creation: credentials, connection), download_ms and verify_ms;
     `downloaded_bytes` counts what was read from the bucket (0 for a pinned, cached version);
     `cache_hit` is True when every file came from the cache, None when there is no cache.
     """
@@ -101,7 +101,7 @@ class LocalFolder:
 def open_source(uri: str, cache_dir: Path) -> BucketSource:
     """The source a model URI names: gs://bucket/prefix, file://path or a plain path."""
     if uri.startswith("gs://"):
-        from .gcs import GcsPrefix  # the Cloud Storage client is imported only when needed
+        from .gcs import GcsPrefix  # imported only when a bucket is named
 
         return GcsPrefix(uri, cache_dir)
     return LocalFolder(uri)
