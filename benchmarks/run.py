@@ -35,6 +35,7 @@ from importlib import metadata
 from pathlib import Path
 
 from benchmarks import report
+from benchmarks.coldstart import URI_VARIABLES, bucket_against_local
 from benchmarks.loadgen import DEFAULT_PROCESSES, http_post, run_load
 from benchmarks.measure import PeakMemory, tree_cpu_seconds
 from benchmarks.peers.environments import PEERS, PeerEnvironment, ensure
@@ -55,7 +56,6 @@ from benchmarks.results import (
     MPG,
     MPG_DEFAULT_THREADS,
     SINGLE_CONNECTION,
-    BucketColdStarts,
     ComputeLimit,
     InProcess,
     Run,
@@ -89,9 +89,6 @@ MULTIPART_BOUNDARY = "benchmark-boundary-7d1f"
 INPROCESS_TIMEOUT_S = 300
 IMPORT_TIMEOUT_S = 300
 US_PER_S = 1_000_000
-EMULATOR_BUCKET = "models"
-COLD_START_LOG_MESSAGE = "cold start: model loaded"
-URI_VARIABLES = {MPG: "MPG_MODEL_URI", IMAGE: "IMAGE_MODEL_URI"}
 
 
 @dataclass(frozen=True)
@@ -372,63 +369,6 @@ def compute_limit(image_root: Path, photo: Path, seconds: float) -> ComputeLimit
     return ComputeLimit(data["processes"], data["rate"], tuple(data["rates"]))
 
 
-def bucket_cold_starts(roots: dict[str, Path], requests: dict[str, bytes], starts: int,
-                       work: Path) -> dict[str, BucketColdStarts]:
-    """Each function's cold starts from its local folder and from gs:// (the Cloud Storage
-    emulator on loopback, the same version published with train.publish), alternating which
-    goes first; every start with an empty cache."""
-    from tests.storage_emulator import StorageEmulator
-    from train.publish import parse_args as publish_args
-    from train.publish import run as publish
-
-    logs = work / "logs"
-    logs.mkdir(parents=True, exist_ok=True)
-    found = {}
-    with StorageEmulator(logs / "emulator.log", bucket=EMULATOR_BUCKET) as emulator:
-        for root in roots.values():
-            argv = ["--bucket", str(root.parent), "--to", f"gs://{EMULATOR_BUCKET}",
-                    "--set-latest", "--model", root.name]
-            publish(publish_args(argv), client=emulator.client(), say=lambda _: None)
-        for target, root in roots.items():
-            cold = found[target] = BucketColdStarts(target)
-            local = function_env(target, str(root))
-            bucket = {**function_env(target, f"gs://{EMULATOR_BUCKET}/{root.name}"),
-                      "STORAGE_EMULATOR_HOST": emulator.host}
-            for attempt in range(starts):
-                order = ((False, local), (True, bucket))
-                for from_bucket, env in order if attempt % 2 == 0 else order[::-1]:
-                    kind = "gs" if from_bucket else "local"
-                    log = logs / f"{target}-{kind}-cold-{attempt}.log"
-                    seconds = _cold_start(function_spec(target, target, FUNCTIONS_MAIN, target,
-                                                        env), requests[target], work, log)
-                    if from_bucket:
-                        cold.bucket_s.append(seconds)
-                        cold.bucket_timings_ms.append(_cold_start_timings(log))
-                    else:
-                        cold.local_s.append(seconds)
-            say(f"  {target:16} cold start local {statistics.median(cold.local_s):.3f} s, "
-                f"gs:// {statistics.median(cold.bucket_s):.3f} s ({cold.ratio:.2f}x, "
-                f"{starts} each)")
-    return found
-
-
-def _cold_start(spec: ServerSpec, request: bytes, work: Path, log: Path) -> float:
-    with tempfile.TemporaryDirectory(dir=work) as cache:
-        fresh = dataclasses.replace(spec, env={**spec.env, "MODEL_CACHE_DIR": cache})
-        with RunningServer(fresh, log) as server:
-            return server.start(request)
-
-
-def _cold_start_timings(log: Path) -> dict[str, float]:
-    """The *_ms fields of the function's cold-start log line."""
-    for line in log.read_text(errors="replace").splitlines():
-        if line.startswith("{") and COLD_START_LOG_MESSAGE in line:
-            data = json.loads(line)
-            return {key: float(value) for key, value in data.items()
-                    if key.endswith("_ms") and isinstance(value, int | float)}
-    return {}
-
-
 def peer_environments(enabled: bool) -> dict[str, PeerEnvironment]:
     """The peers' environments (created on first use), or none."""
     return {peer: ensure(peer, say) for peer in PEERS} if enabled else {}
@@ -514,8 +454,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             limit = compute_limit(image_root, photo, mode.inprocess_s)
             say(f"  compute limit: {limit.processes} loops in parallel: {limit.rate:,.0f}/s "
                 f"({', '.join(f'{rate:,.0f}' for rate in limit.rates)})")
-    bucket_cold = bucket_cold_starts({MPG: mpg_root, IMAGE: image_root}, requests,
-                                     mode.bucket_cold_starts, work)
+    say("  cold starts from gs:// (emulator) and the local folder, interleaved ...")
+    bucket_cold = bucket_against_local({MPG: mpg_root, IMAGE: image_root}, requests,
+                                       mode.bucket_cold_starts, work, function_env)
+    for cold in bucket_cold.values():
+        say(f"  {cold.target:16} cold start local {statistics.median(cold.local_s):.3f} s, "
+            f"gs:// {statistics.median(cold.bucket_s):.3f} s ({cold.ratio:.2f}x, "
+            f"{len(cold.local_s)} each)")
     install = install_sizes(allow_measure=mode.measure_install)
     machine["load_after"] = _load_average()
     ceiling = servers[CEILING].rps()
