@@ -82,6 +82,7 @@ class FakeStorage:
         self.requests: list[str] = []
         self.connections: set[tuple[str, int]] = set()
         self.last_authorization = ""
+        self.last_metadata_flavor = ""
         self._lock = threading.Lock()
         fake = self
 
@@ -94,6 +95,7 @@ class FakeStorage:
                     fake.requests.append(path)
                     fake.connections.add(self.client_address)
                     fake.last_authorization = self.headers.get("Authorization", "")
+                    fake.last_metadata_flavor = self.headers.get("Metadata-Flavor", "")
                 answer = fake.answer(path)
                 if answer.drop:
                     self.close_connection = True
@@ -422,9 +424,68 @@ def test_without_emulator_application_default_credentials_are_asked_read_only(
     token = object()
     monkeypatch.setattr(google.auth, "default",
                         lambda scopes, request: asked.append(scopes) or (token, None))
-    reader = default_reader({})
+    reader = default_reader({"GOOGLE_APPLICATION_CREDENTIALS": "/a/key.json"})
     assert reader.endpoint == gcs.PUBLIC_ENDPOINT and reader._credentials is token
     assert asked == [[gcs.READ_ONLY_SCOPE]]
+
+
+def test_on_google_cloud_the_metadata_servers_token_is_used_without_google_auth(
+        tmp_path: Path, http: FakeStorage, monkeypatch: pytest.MonkeyPatch) -> None:
+    import google.auth
+
+    monkeypatch.setattr(google.auth, "default", pytest.fail)  # never reached
+    token = json.dumps({"access_token": "meta-1", "expires_in": 3599, "token_type": "Bearer"})
+
+    def metadata(path: str) -> Answer | None:
+        if path != gcs.METADATA_TOKEN_PATH:
+            return None
+        if http.last_metadata_flavor != "Google":
+            return error(403, "Missing Metadata-Flavor header")
+        return Answer(200, token.encode(), {"Content-Type": "application/json"})
+
+    http.faults.append(metadata)
+    host = http.endpoint.removeprefix("http://")
+    reader = default_reader({"GCE_METADATA_HOST": host, "HOME": str(tmp_path)})
+    assert reader.endpoint == gcs.PUBLIC_ENDPOINT
+    seen: list[str] = []
+    http.faults.append(lambda path: seen.append(http.last_authorization) or None)
+    local = StorageReader(http.endpoint, reader._credentials)  # the same credentials, locally
+    assert fetch(f"gs://{BUCKET}/mpg", tmp_path / "cache", local).cache_hit is False
+    assert set(seen) == {"Bearer meta-1"}
+    assert http.requests.count(gcs.METADATA_TOKEN_PATH) == 1  # one token for every read
+
+
+def test_a_metadata_token_is_refreshed_before_it_expires(http: FakeStorage) -> None:
+    tokens = iter(["t1", "t2"])
+    http.faults.append(lambda path: Answer(200, json.dumps(
+        {"access_token": next(tokens), "expires_in": 120}).encode()))
+    now = [0.0]
+    credentials = gcs.MetadataCredentials(http.endpoint.removeprefix("http://"),
+                                          clock=lambda: now[0])
+    headers: dict[str, str] = {}
+    credentials.before_request(None, "GET", "/", headers)
+    now[0] = 120 - gcs.TOKEN_REFRESH_MARGIN_S - 1
+    credentials.before_request(None, "GET", "/", headers)
+    assert headers["Authorization"] == "Bearer t1"
+    now[0] += 1
+    credentials.before_request(None, "GET", "/", headers)
+    assert headers["Authorization"] == "Bearer t2"
+
+
+def test_off_google_cloud_application_default_credentials_decide(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import google.auth
+
+    from tests.helpers import free_port
+
+    found = object()
+    monkeypatch.setattr(google.auth, "default", lambda scopes, request: (found, None))
+    nothing_there = {"GCE_METADATA_HOST": f"127.0.0.1:{free_port()}", "HOME": str(tmp_path)}
+    assert default_reader(nothing_there)._credentials is found
+    adc = tmp_path / ".config" / "gcloud" / "application_default_credentials.json"
+    adc.parent.mkdir(parents=True)
+    adc.write_text("{}")  # the user's gcloud credentials: google.auth reads them, not us
+    assert default_reader({"HOME": str(tmp_path)})._credentials is found
 
 
 def test_credentials_send_their_token_and_a_failed_refresh_says_so(
