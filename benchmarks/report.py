@@ -54,6 +54,23 @@ def _server_rows(run: Run) -> list[str]:
     return rows
 
 
+def _round_rows(run: Run) -> list[str]:
+    """The head-to-head rounds: each function and its peers loaded in turn, side by side."""
+    if not run.rounds:
+        return []
+    rows = [f"## Head to head: each function and its peers side by side, loaded in turn "
+            f"({HEADLINE_CONNECTIONS} connections)", "",
+            "All three servers of a group run at once; each round loads each for a few seconds "
+            "(the order rotates), so load from elsewhere on the machine falls on all three. The "
+            "throughput targets against the peers use these medians.", "",
+            "| server | req/s per round | median req/s |", "|---|---|---:|"]
+    for key, values in run.rounds.items():
+        label = run.servers[key].label if key in run.servers else key
+        rows.append(f"| {label} | {', '.join(_f(v, 0) for v in values)} | "
+                    f"{_f(statistics.median(values), 0)} |")
+    return [*rows, ""]
+
+
 BUCKET_TIMINGS = ("resolve_ms", "download_ms", "verify_ms", "load_ms", "first_inference_ms",
                   "total_ms")
 
@@ -208,6 +225,7 @@ def markdown(run: Run, command: str, notes: list[str]) -> str:
         "",
         *_cold_rows(run),
         "",
+        *_round_rows(run),
         *_bucket_cold_rows(run),
         "## Peak resident memory of the process tree (sampled from /proc during the run)",
         "",
@@ -257,6 +275,7 @@ def as_json(run: Run, command: str) -> dict[str, Any]:
                                  "ratio": cold.ratio, "bucket_timings_ms": cold.bucket_timings_ms}
                         for target, cold in run.bucket_cold.items()},
         "peer_install_mb": run.peer_install_mb,
+        "rounds": run.rounds,
         "install": None if install is None else {
             "runtime_mb": install.runtime_mb, "tensorflow_mb": install.tensorflow_mb,
             "ratio": install.ratio, "cached": install.cached},

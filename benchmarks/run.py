@@ -55,6 +55,7 @@ from benchmarks.results import (
     MINIMAL_MPG,
     MPG,
     MPG_DEFAULT_THREADS,
+    PEER_SERVERS,
     SINGLE_CONNECTION,
     ComputeLimit,
     InProcess,
@@ -103,12 +104,15 @@ class Mode:
     measure_install: bool
     bucket_cold_starts: int  # of each kind (local folder, gs://), interleaved
     peers: bool  # unless --peers / --no-peers says otherwise
+    rounds: int  # head-to-head rounds of a function against its peers
+    round_s: float  # per server and round, after a short warm-up
 
 
 FULL = Mode("full", duration_s=10.0, warmup_s=2.0, cold_starts=5, inprocess_s=10.0,
-            measure_install=True, bucket_cold_starts=7, peers=True)
+            measure_install=True, bucket_cold_starts=7, peers=True, rounds=3, round_s=3.0)
 QUICK = Mode("quick", duration_s=1.0, warmup_s=0.3, cold_starts=1, inprocess_s=1.0,
-             measure_install=False, bucket_cold_starts=1, peers=False)
+             measure_install=False, bucket_cold_starts=1, peers=False, rounds=1, round_s=0.5)
+ROUND_WARMUP_S = 0.5
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -353,6 +357,32 @@ def _inprocess(image_root: Path, photo: Path, seconds: float, processes: int) ->
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
+def head_to_head(plan: list[tuple[ServerSpec, bytes]], mode: Mode, work: Path,
+                 processes: int) -> dict[str, list[float]]:
+    """A function and its peers running side by side, loaded in turn at 8 connections for
+    `mode.rounds` rounds (the order rotates): req/s of each round, by server. What the
+    machine's other load does to one, it does to the others within seconds."""
+    with contextlib.ExitStack() as stack:
+        running = []
+        for spec, request in plan:
+            cache = stack.enter_context(tempfile.TemporaryDirectory(dir=work))
+            fresh = dataclasses.replace(spec, env={**spec.env, "MODEL_CACHE_DIR": cache})
+            server = stack.enter_context(RunningServer(fresh, work / "logs" /
+                                                       f"{spec.key}-head-to-head.log"))
+            server.start(request)
+            running.append((spec.key, server, request))
+        rates: dict[str, list[float]] = {key: [] for key, _, _ in running}
+        for attempt in range(mode.rounds):
+            shift = attempt % len(running)
+            for key, server, request in running[shift:] + running[:shift]:
+                point = run_load(server.target(request), HEADLINE_CONNECTIONS, mode.round_s,
+                                 ROUND_WARMUP_S, processes)
+                rates[key].append(point.rps)
+    say("  head to head (8 conn): " + ", ".join(
+        f"{key} {statistics.median(values):,.0f}" for key, values in rates.items()) + " req/s")
+    return rates
+
+
 def inprocess_loop(image_root: Path, photo: Path, seconds: float) -> InProcess:
     """classify_image's floor: decode + resize + invoke in one loop, no HTTP."""
     data = _inprocess(image_root, photo, seconds, 1)
@@ -444,9 +474,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"logs in {work / 'logs'}")
     servers = {}
     requests = {}
-    for spec, request in server_plan(mpg_root, image_root, photo, peers):
+    plan = server_plan(mpg_root, image_root, photo, peers)
+    rivals = {target: [(spec, request) for spec, request in plan
+                       if spec.key == target or spec.key in keys]
+              for target, keys in PEER_SERVERS.items()}
+    rounds = {}
+    for spec, request in plan:
         servers[spec.key] = measure_server(spec, request, mode, work, args.processes)
         requests[spec.key] = request
+        group = next((target for target, keys in PEER_SERVERS.items() if spec.key in keys
+                      and spec.key == keys[-1]), None)
+        if peers and group is not None:  # the function's last peer is measured
+            rounds.update(head_to_head(rivals[group], mode, work, args.processes))
         if spec.key == IMAGE:  # its floors right after it, before the machine's load drifts
             say("  in-process loop ...")
             inprocess = inprocess_loop(image_root, photo, mode.inprocess_s)
@@ -477,7 +516,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                     f"{ceiling / max(servers[FLOOR].rps(), 1):.1f} x the empty function"),
     }
     run = Run(servers, inprocess, install, settings, machine, compute_limit=limit,
-              bucket_cold=bucket_cold,
+              bucket_cold=bucket_cold, rounds=rounds,
               peer_install_mb={f"{env.spec} ({name})": env.installed_mb
                                for name, env in peers.items()})
     notes = [f"Photo: {PHOTO_SIZE[0]} x {PHOTO_SIZE[1]} JPEG ({photo.stat().st_size:,} bytes), "
