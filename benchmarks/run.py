@@ -517,8 +517,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     }
     run = Run(servers, inprocess, install, settings, machine, compute_limit=limit,
               bucket_cold=bucket_cold, rounds=rounds,
-              peer_install_mb={f"{env.spec} ({name})": env.installed_mb
-                               for name, env in peers.items()})
+              peer_install_mb={env.spec: env.installed_mb for env in peers.values()})
     notes = [f"Photo: {PHOTO_SIZE[0]} x {PHOTO_SIZE[1]} JPEG ({photo.stat().st_size:,} bytes), "
              f"made from $SHARED_IMAGES; models: {mpg_root.name}/"
              f"{_version_folder(mpg_root).name}, {image_root.name}/"
