@@ -71,7 +71,10 @@ models: $(DEV_STAMP)
 
 SHARED ?= $(abspath ../shared)
 
-# Benchmarks -> benchmarks/RESULTS.md and results.png (~4 min; BENCH_ARGS=--quick for a smoke run).
+# Benchmarks -> benchmarks/RESULTS.md and results.png: both functions against their floor, the
+# lesson and the peers (BentoML, LitServe), and gs:// cold starts against the Cloud Storage
+# emulator (~9 min; the first run also creates the peers' environments under benchmarks/.work,
+# once). BENCH_ARGS=--quick for a smoke run without the peers; BENCH_ARGS=--no-peers to skip them.
 bench: $(DEV_STAMP)
 	SHARED_IMAGES="$${SHARED_IMAGES:-$(SHARED)/images}" \
 	IMAGENET_TFLITE="$${IMAGENET_TFLITE:-$(SHARED)/models/mobilenet_v2_imagenet_quant/mobilenet_v2_1.0_224_quant.tflite}" \

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import statistics
 from pathlib import Path
 from typing import Any
 
@@ -45,7 +46,59 @@ def _server_rows(run: Run) -> list[str]:
     loop = run.inprocess
     rows.append(f"| classify_image in-process loop (decode + resize + invoke, no HTTP) | - | "
                 f"{_f(loop.rate, 0)} | {_f(loop.p50_ms, 2)} | {_f(loop.p99_ms, 2)} | - | - |")
+    limit = run.compute_limit
+    if limit is not None:
+        each = " + ".join(_f(rate, 0) for rate in limit.rates)
+        rows.append(f"| compute limit: {limit.processes} in-process loops in parallel, one "
+                    f"interpreter each ({each}) | - | {_f(limit.rate, 0)} | - | - | - | - |")
     return rows
+
+
+def _round_rows(run: Run) -> list[str]:
+    """The head-to-head rounds: each function and its peers loaded in turn, side by side."""
+    if not run.rounds:
+        return []
+    rows = [f"## Head to head: each function and its peers side by side, loaded in turn "
+            f"({HEADLINE_CONNECTIONS} connections)", "",
+            "All three servers of a group run at once; each round loads each for a few seconds "
+            "(the order rotates), so load from elsewhere on the machine falls on all three. The "
+            "throughput targets against the peers use these medians.", "",
+            "| server | req/s per round | median req/s |", "|---|---|---:|"]
+    for key, values in run.rounds.items():
+        label = run.servers[key].label if key in run.servers else key
+        rows.append(f"| {label} | {', '.join(_f(v, 0) for v in values)} | "
+                    f"{_f(statistics.median(values), 0)} |")
+    return [*rows, ""]
+
+
+BUCKET_TIMINGS = ("resolve_ms", "download_ms", "verify_ms", "load_ms", "first_inference_ms",
+                  "total_ms")
+
+
+def _bucket_cold_rows(run: Run) -> list[str]:
+    """Cold starts from gs:// against the local folder, and where the gs:// start's time went."""
+    if not run.bucket_cold:
+        return []
+    rows = ["## Cold start from the bucket: gs:// (Cloud Storage emulator on loopback) against "
+            "the local folder", "",
+            "Interleaved (local, gs://, gs://, local, ...), each with an empty cache; the model "
+            "root is named, so LATEST is read too.", "",
+            "| function | local median s (min-max) | gs:// median s (min-max) | gs:// / local | "
+            "starts each |", "|---|---:|---:|---:|---:|"]
+    for cold in run.bucket_cold.values():
+        local, bucket = cold.local_s, cold.bucket_s
+        rows.append(f"| {cold.target} | {_f(statistics.median(local), 3)} "
+                    f"({_f(min(local), 3)}-{_f(max(local), 3)}) | "
+                    f"{_f(statistics.median(bucket), 3)} ({_f(min(bucket), 3)}-"
+                    f"{_f(max(bucket), 3)}) | {cold.ratio:.2f}x | {len(local)} |")
+    rows += ["", "The gs:// starts' cold-start log line (medians, ms): resolve = the reader's "
+             "creation, LATEST and manifest; download = the model files.", "",
+             "| function | " + " | ".join(BUCKET_TIMINGS) + " |",
+             "|---|" + "---:|" * len(BUCKET_TIMINGS)]
+    for cold in run.bucket_cold.values():
+        rows.append(f"| {cold.target} | " + " | ".join(
+            _f(cold.median_timing_ms(name), 1) for name in BUCKET_TIMINGS) + " |")
+    return [*rows, ""]
 
 
 def _measured(server: ServerResult) -> bool:
@@ -76,11 +129,14 @@ def _install_rows(run: Run) -> list[str]:
     if install is None:
         return ["Not measured in this run (no cached figures; `python -m benchmarks.venvsize`)."]
     source = "cached from an earlier run" if install.cached else "measured in this run"
+    peers = [f"| `{spec}` | {_f(mb)} |" for spec, mb in run.peer_install_mb.items()]
+    peer_note = (" The peers' environments (benchmarks/.work/venv-<peer>) are measured the "
+                 "same way once, when they are created." if peers else "")
     return ["| dependency set | installed MB |", "|---|---:|",
             f"| `{install.runtime_spec}` | {_f(install.runtime_mb)} |",
-            f"| `{install.tensorflow_spec}` | {_f(install.tensorflow_mb)} |",
+            f"| `{install.tensorflow_spec}` | {_f(install.tensorflow_mb)} |", *peers,
             "", f"Fresh virtual environments minus an empty one, `du -sk`; {source} "
-            f"(key {install.key}: requirements hash, Python, platform)."]
+            f"(key {install.key}: requirements hash, Python, platform).{peer_note}"]
 
 
 # The design's table "Why LiteRT at serving time" (2-core machine, one earlier run).
@@ -169,6 +225,8 @@ def markdown(run: Run, command: str, notes: list[str]) -> str:
         "",
         *_cold_rows(run),
         "",
+        *_round_rows(run),
+        *_bucket_cold_rows(run),
         "## Peak resident memory of the process tree (sampled from /proc during the run)",
         "",
         *_memory_rows(run),
@@ -210,6 +268,14 @@ def as_json(run: Run, command: str) -> dict[str, Any]:
         "settings": run.settings,
         "servers": servers,
         "inprocess": vars(run.inprocess),
+        "compute_limit": None if run.compute_limit is None else {
+            "processes": run.compute_limit.processes, "rate": run.compute_limit.rate,
+            "rates": list(run.compute_limit.rates)},
+        "bucket_cold": {target: {"local_s": cold.local_s, "bucket_s": cold.bucket_s,
+                                 "ratio": cold.ratio, "bucket_timings_ms": cold.bucket_timings_ms}
+                        for target, cold in run.bucket_cold.items()},
+        "peer_install_mb": run.peer_install_mb,
+        "rounds": run.rounds,
         "install": None if install is None else {
             "runtime_mb": install.runtime_mb, "tensorflow_mb": install.tensorflow_mb,
             "ratio": install.ratio, "cached": install.cached},

@@ -1,12 +1,16 @@
 """Measure both functions against their floor and the original lesson; write the results.
 
-    python -m benchmarks.run                       # full: ~5 min, writes benchmarks/RESULTS.md
-    python -m benchmarks.run --quick --out DIR     # seconds: a smoke run
+    python -m benchmarks.run                       # full: ~9 min, writes benchmarks/RESULTS.md
+    python -m benchmarks.run --quick --out DIR     # a minute: a smoke run, without the peers
 
 For each server (the load generator's yardstick, the empty function, predict_mpg,
-classify_image and the lesson's two Keras servers): warm throughput and p50/p99 at 1 and 8
-keep-alive connections, spawn-to-first-200 cold starts, and the peak memory of its process
-tree; then classify_image's in-process loop and the install sizes. Targets are printed as
+classify_image, the peers BentoML and LitServe serving the same .tflite files, and the
+lesson's two Keras servers): warm throughput and p50/p99 at 1 and 8 keep-alive connections,
+spawn-to-first-200 cold starts, and the peak memory of its process tree; then classify_image's
+in-process loop, the machine's compute limit (one such loop per CPU, in parallel), both
+functions' cold starts from gs:// (the Cloud Storage emulator) interleaved with cold starts
+from the local folder, and the install sizes. The peers run from their own virtual
+environments (benchmarks/peers/environments.py creates them once). Targets are printed as
 PASS/FAIL ratios; nothing here fails on a missed target.
 """
 
@@ -21,6 +25,7 @@ import os
 import platform
 import shlex
 import signal
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -30,22 +35,29 @@ from importlib import metadata
 from pathlib import Path
 
 from benchmarks import report
+from benchmarks.coldstart import URI_VARIABLES, bucket_against_local
 from benchmarks.loadgen import DEFAULT_PROCESSES, http_post, run_load
 from benchmarks.measure import PeakMemory, tree_cpu_seconds
+from benchmarks.peers.environments import PEERS, PeerEnvironment, ensure
 from benchmarks.results import (
+    BENTOML_IMAGE,
+    BENTOML_MPG,
     CEILING,
     CONTEXT,
     FLOOR,
     FLOOR_DEFAULT_THREADS,
     HEADLINE_CONNECTIONS,
     IMAGE,
-    IMAGE_FLOAT32,
     LESSON_IMAGE,
     LESSON_MPG,
+    LITSERVE_IMAGE,
+    LITSERVE_MPG,
     MINIMAL_MPG,
     MPG,
     MPG_DEFAULT_THREADS,
+    PEER_SERVERS,
     SINGLE_CONNECTION,
+    ComputeLimit,
     InProcess,
     Run,
     ServerResult,
@@ -55,6 +67,7 @@ from benchmarks.servers import (
     FLOOR_MAIN,
     FRAMEWORK_THREADS_PER_CPU,
     FUNCTIONS_MAIN,
+    HOST,
     REPO_ROOT,
     RunningServer,
     ServerSpec,
@@ -89,12 +102,17 @@ class Mode:
     cold_starts: int
     inprocess_s: float
     measure_install: bool
+    bucket_cold_starts: int  # of each kind (local folder, gs://), interleaved
+    peers: bool  # unless --peers / --no-peers says otherwise
+    rounds: int  # head-to-head rounds of a function against its peers
+    round_s: float  # per server and round, after a short warm-up
 
 
 FULL = Mode("full", duration_s=10.0, warmup_s=2.0, cold_starts=5, inprocess_s=10.0,
-            measure_install=True)
+            measure_install=True, bucket_cold_starts=7, peers=True, rounds=3, round_s=3.0)
 QUICK = Mode("quick", duration_s=1.0, warmup_s=0.3, cold_starts=1, inprocess_s=1.0,
-             measure_install=False)
+             measure_install=False, bucket_cold_starts=1, peers=False, rounds=1, round_s=0.5)
+ROUND_WARMUP_S = 0.5
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -115,6 +133,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
                         help="a line for RESULTS.md, e.g. what else ran on the machine")
     parser.add_argument("--processes", type=int, default=DEFAULT_PROCESSES,
                         help=f"load generator processes (default {DEFAULT_PROCESSES})")
+    parser.add_argument("--peers", action=argparse.BooleanOptionalAction, default=None,
+                        help="measure BentoML and LitServe too (default: in the full run; "
+                             "the first run installs their environments)")
     return parser.parse_args(argv)
 
 
@@ -142,17 +163,7 @@ def image_model(explicit: Path | None, work: Path) -> Path:
                      "IMAGENET_TFLITE to a .tflite classifier (labels beside it).")
 
 
-def float32_model(work: Path) -> Path | None:
-    """The float32 twin of $IMAGENET_TFLITE (`make models IMAGE_FLOAT=1`), checked on
-    $SHARED_IMAGES when set, for the context row; None if IMAGENET_TFLITE is unset."""
-    if not os.environ.get("IMAGENET_TFLITE"):
-        return None
-    photos = os.environ.get("SHARED_IMAGES")
-    return imported_model(work / "float", "--float",
-                          *(("--parity-images", photos) if photos else ()))
-
-
-def imported_model(bucket: Path, *options: str) -> Path:
+def imported_model(bucket: Path) -> Path:
     """`python -m train.image import` of $IMAGENET_TFLITE into `bucket`, done once per work
     folder; the model root."""
     root = bucket / "image"
@@ -160,9 +171,9 @@ def imported_model(bucket: Path, *options: str) -> Path:
         return root
     tflite = os.environ["IMAGENET_TFLITE"]
     labels = Path(tflite).parent / "imagenet_labels.txt"
-    say(f"importing {tflite} into {bucket} {' '.join(options)}")
+    say(f"importing {tflite} into {bucket}")
     subprocess.run([sys.executable, "-m", "train.image", "import", "--tflite", tflite,
-                    "--labels", str(labels), "--bucket", str(bucket), *options],
+                    "--labels", str(labels), "--bucket", str(bucket)],
                    cwd=REPO_ROOT, check=True, timeout=IMPORT_TIMEOUT_S, capture_output=True)
     return root
 
@@ -207,16 +218,48 @@ def framework_default_threads() -> dict[str, str]:
     return {"THREADS": str(FRAMEWORK_THREADS_PER_CPU * (os.cpu_count() or 1))}
 
 
-def server_plan(mpg_root: Path, image_root: Path, image_float32_root: Path | None,
-                photo: Path) -> list[tuple[ServerSpec, bytes]]:
+def function_env(target: str, uri: str) -> dict[str, str]:
+    """The environment a function is measured with: its model URI and THREADS."""
+    return {URI_VARIABLES[target]: uri, **threads(target)}
+
+
+def peer_specs(target: str, model_root: Path, peers: dict[str, PeerEnvironment],
+               body: bytes, content_type: str) -> list[tuple[ServerSpec, bytes]]:
+    """BentoML and LitServe serving `target`'s model version, with their default workers."""
+    if not peers:
+        return []
+    env = {"PEER_MODEL_DIR": str(_version_folder(model_root)), "PYTHONPATH": str(REPO_ROOT),
+           "BENTOML_DO_NOT_TRACK": "true"}
+    mpg = target == MPG
+    bentoml = peers["bentoml"]
+    litserve = peers["litserve"]
+    service = "Mpg" if mpg else "Classifier"
+    return [
+        (ServerSpec(BENTOML_MPG if mpg else BENTOML_IMAGE, f"BentoML {bentoml.version} ({target})",
+                    (str(bentoml.script("bentoml")), "serve",
+                     f"benchmarks.peers.bentoml_service:{service}", "--host", HOST,
+                     "--port", "{port}"), env),
+         http_post("/predict" if mpg else "/classify", body, content_type)),
+        (ServerSpec(LITSERVE_MPG if mpg else LITSERVE_IMAGE,
+                    f"LitServe {litserve.version} ({target})",
+                    (str(litserve.python), "-m", "benchmarks.peers.litserve_server", "--task",
+                     "mpg" if mpg else "image", "--port", "{port}"), env),
+         http_post("/predict", body, content_type)),
+    ]
+
+
+def server_plan(mpg_root: Path, image_root: Path, photo: Path,
+                peers: dict[str, PeerEnvironment]) -> list[tuple[ServerSpec, bytes]]:
     """Every server to measure, with the request it is loaded with, in measuring order.
 
     The floor runs with predict_mpg's THREADS, so the two differ only in the function's
-    work; context rows show both with functions-framework's default THREADS.
+    work; context rows show both with functions-framework's default THREADS. Each function's
+    peers follow it directly, so they meet the same load on the machine.
     """
-    mpg_env = {"MPG_MODEL_URI": str(mpg_root), **threads("predict_mpg")}
-    image_env = {"IMAGE_MODEL_URI": str(image_root), **threads("classify_image")}
-    mpg_request = http_post("/", json.dumps(LESSON_REQUEST).encode(), "application/json")
+    mpg_env = function_env(MPG, str(mpg_root))
+    image_env = function_env(IMAGE, str(image_root))
+    mpg_body = json.dumps(LESSON_REQUEST).encode()
+    mpg_request = http_post("/", mpg_body, "application/json")
     body, content_type = multipart_image(photo.read_bytes())
     image_request = http_post("/", body, content_type)
     labels = _version_folder(image_root) / "labels.txt"
@@ -229,6 +272,7 @@ def server_plan(mpg_root: Path, image_root: Path, image_float32_root: Path | Non
                        threads("predict_mpg")), mpg_request),
         (function_spec(MPG, "predict_mpg", FUNCTIONS_MAIN, "predict_mpg", mpg_env),
          mpg_request),
+        *peer_specs(MPG, mpg_root, peers, mpg_body, "application/json"),
         (function_spec(MINIMAL_MPG, "minimal MPG function (parse, invoke, answer; no checks, "
                        "no log)", FLOOR_MAIN, "minimal_mpg",
                        {"MINIMAL_TFLITE": str(_version_folder(mpg_root) / "model.tflite"),
@@ -243,12 +287,8 @@ def server_plan(mpg_root: Path, image_root: Path, image_float32_root: Path | Non
                      str(_version_folder(mpg_root) / "model.keras")), mpg_request),
         (function_spec(IMAGE, "classify_image", FUNCTIONS_MAIN, "classify_image", image_env),
          image_request),
+        *peer_specs(IMAGE, image_root, peers, body, content_type),
     ]
-    if image_float32_root is not None:
-        plan.append((function_spec(IMAGE_FLOAT32, "classify_image, float32 twin of the model",
-                                   FUNCTIONS_MAIN, "classify_image",
-                                   {**image_env, "IMAGE_MODEL_URI": str(image_float32_root)}),
-                     image_request))
     plan.append((module_spec(LESSON_IMAGE, "lesson image server (Flask + keras MobileNetV2)",
                              "benchmarks.baseline.image_server", *lesson_image_args),
                  image_request))
@@ -306,16 +346,62 @@ def _warm_points(server: RunningServer, request: bytes, mode: Mode, processes: i
         result.memory = peak.peak
 
 
-def inprocess_loop(image_root: Path, photo: Path, seconds: float) -> InProcess:
-    """classify_image's floor, in a child process so its imports stay out of this one."""
+def _inprocess(image_root: Path, photo: Path, seconds: float, processes: int) -> dict:
+    """benchmarks.inprocess in a child process (its imports stay out of this one)."""
     done = subprocess.run(
         [sys.executable, "-m", "benchmarks.inprocess", "--model", str(image_root),
-         "--image", str(photo), "--seconds", str(seconds)],
+         "--image", str(photo), "--seconds", str(seconds), "--processes", str(processes)],
         cwd=REPO_ROOT, capture_output=True, text=True, timeout=INPROCESS_TIMEOUT_S, check=False)
     if done.returncode != 0:
         raise RuntimeError(f"in-process loop failed:\n{done.stderr[-2000:]}")
-    data = json.loads(done.stdout.strip().splitlines()[-1])
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def head_to_head(plan: list[tuple[ServerSpec, bytes]], mode: Mode, work: Path,
+                 processes: int) -> dict[str, list[float]]:
+    """A function and its peers running side by side, loaded in turn at 8 connections for
+    `mode.rounds` rounds (the order rotates): req/s of each round, by server. What the
+    machine's other load does to one, it does to the others within seconds."""
+    with contextlib.ExitStack() as stack:
+        running = []
+        for spec, request in plan:
+            cache = stack.enter_context(tempfile.TemporaryDirectory(dir=work))
+            fresh = dataclasses.replace(spec, env={**spec.env, "MODEL_CACHE_DIR": cache})
+            server = stack.enter_context(RunningServer(fresh, work / "logs" /
+                                                       f"{spec.key}-head-to-head.log"))
+            server.start(request)
+            running.append((spec.key, server, request))
+        rates: dict[str, list[float]] = {key: [] for key, _, _ in running}
+        for attempt in range(mode.rounds):
+            shift = attempt % len(running)
+            for key, server, request in running[shift:] + running[:shift]:
+                point = run_load(server.target(request), HEADLINE_CONNECTIONS, mode.round_s,
+                                 ROUND_WARMUP_S, processes)
+                rates[key].append(point.rps)
+    say("  head to head (8 conn): " + ", ".join(
+        f"{key} {statistics.median(values):,.0f}" for key, values in rates.items()) + " req/s")
+    return rates
+
+
+def inprocess_loop(image_root: Path, photo: Path, seconds: float) -> InProcess:
+    """classify_image's floor: decode + resize + invoke in one loop, no HTTP."""
+    data = _inprocess(image_root, photo, seconds, 1)
     return InProcess(data["iterations"], data["rate"], data["p50_ms"], data["p99_ms"])
+
+
+def compute_limit(image_root: Path, photo: Path, seconds: float) -> ComputeLimit:
+    """One in-process loop per CPU at the same time, each with its own interpreter."""
+    processes = _cpus()
+    if processes == 1:
+        loop = inprocess_loop(image_root, photo, seconds)
+        return ComputeLimit(1, loop.rate, (loop.rate,))
+    data = _inprocess(image_root, photo, seconds, processes)
+    return ComputeLimit(data["processes"], data["rate"], tuple(data["rates"]))
+
+
+def peer_environments(enabled: bool) -> dict[str, PeerEnvironment]:
+    """The peers' environments (created on first use), or none."""
+    return {peer: ensure(peer, say) for peer in PEERS} if enabled else {}
 
 
 def _load_average() -> str:
@@ -381,18 +467,39 @@ def main(argv: Sequence[str] | None = None) -> int:
     work.mkdir(parents=True, exist_ok=True)
     machine = machine_info()
     image_root = image_model(args.image_model, work).resolve()
-    image_float32_root = float32_model(work)
     mpg_root = args.mpg_model.resolve()
     photo = make_photo(work)
+    peers = peer_environments(mode.peers if args.peers is None else args.peers)
     say(f"{mode.name} run: {mode.duration_s:g} s per point, {mode.cold_starts} cold start(s); "
         f"logs in {work / 'logs'}")
     servers = {}
-    for spec, request in server_plan(mpg_root, image_root, image_float32_root, photo):
+    requests = {}
+    plan = server_plan(mpg_root, image_root, photo, peers)
+    rivals = {target: [(spec, request) for spec, request in plan
+                       if spec.key == target or spec.key in keys]
+              for target, keys in PEER_SERVERS.items()}
+    rounds = {}
+    for spec, request in plan:
         servers[spec.key] = measure_server(spec, request, mode, work, args.processes)
-        if spec.key == IMAGE:  # its floor right after it, before the machine's load drifts
+        requests[spec.key] = request
+        group = next((target for target, keys in PEER_SERVERS.items() if spec.key in keys
+                      and spec.key == keys[-1]), None)
+        if peers and group is not None:  # the function's last peer is measured
+            rounds.update(head_to_head(rivals[group], mode, work, args.processes))
+        if spec.key == IMAGE:  # its floors right after it, before the machine's load drifts
             say("  in-process loop ...")
             inprocess = inprocess_loop(image_root, photo, mode.inprocess_s)
             say(f"  in-process loop: {inprocess.rate:,.0f}/s  p50 {inprocess.p50_ms:.2f} ms")
+            limit = compute_limit(image_root, photo, mode.inprocess_s)
+            say(f"  compute limit: {limit.processes} loops in parallel: {limit.rate:,.0f}/s "
+                f"({', '.join(f'{rate:,.0f}' for rate in limit.rates)})")
+    say("  cold starts from gs:// (emulator) and the local folder, interleaved ...")
+    bucket_cold = bucket_against_local({MPG: mpg_root, IMAGE: image_root}, requests,
+                                       mode.bucket_cold_starts, work, function_env)
+    for cold in bucket_cold.values():
+        say(f"  {cold.target:16} cold start local {statistics.median(cold.local_s):.3f} s, "
+            f"gs:// {statistics.median(cold.bucket_s):.3f} s ({cold.ratio:.2f}x, "
+            f"{len(cold.local_s)} each)")
     install = install_sizes(allow_measure=mode.measure_install)
     machine["load_after"] = _load_average()
     ceiling = servers[CEILING].rps()
@@ -408,7 +515,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                     f"ceiling {ceiling:,.0f} req/s against an asyncio constant-answer server, "
                     f"{ceiling / max(servers[FLOOR].rps(), 1):.1f} x the empty function"),
     }
-    run = Run(servers, inprocess, install, settings, machine)
+    run = Run(servers, inprocess, install, settings, machine, compute_limit=limit,
+              bucket_cold=bucket_cold, rounds=rounds,
+              peer_install_mb={env.spec: env.installed_mb for env in peers.values()})
     notes = [f"Photo: {PHOTO_SIZE[0]} x {PHOTO_SIZE[1]} JPEG ({photo.stat().st_size:,} bytes), "
              f"made from $SHARED_IMAGES; models: {mpg_root.name}/"
              f"{_version_folder(mpg_root).name}, {image_root.name}/"

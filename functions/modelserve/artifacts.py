@@ -33,7 +33,7 @@ from .contract import (
     verify,
 )
 from .errors import ModelError
-from .logs import get_logger
+from .logs import get_logger, milliseconds
 
 PARTIAL_SUFFIX = ".part"
 
@@ -59,7 +59,7 @@ class ModelArtifacts:
     """A verified model version: its manifest and the verified bytes of the files it needs.
 
     `timings_ms` has open_ms (the source), resolve_ms (LATEST and manifest; on the first
-    bucket request also the storage client's import and creation), download_ms and verify_ms;
+    bucket request also the reader's creation: credentials, connection), download_ms and verify_ms;
     `downloaded_bytes` counts what was read from the bucket (0 for a pinned, cached version);
     `cache_hit` is True when every file came from the cache, None when there is no cache.
     """
@@ -101,7 +101,7 @@ class LocalFolder:
 def open_source(uri: str, cache_dir: Path) -> BucketSource:
     """The source a model URI names: gs://bucket/prefix, file://path or a plain path."""
     if uri.startswith("gs://"):
-        from .gcs import GcsPrefix  # the Cloud Storage client is imported only when needed
+        from .gcs import GcsPrefix  # imported only when a bucket is named
 
         return GcsPrefix(uri, cache_dir)
     return LocalFolder(uri)
@@ -153,10 +153,10 @@ def fetch_version(
         manifest=manifest,
         files=files,
         timings_ms={
-            "open_ms": _ms(opened - started),
-            "resolve_ms": _ms(resolved - opened),
-            "download_ms": _ms(tally.download_s),
-            "verify_ms": _ms(tally.verify_s),
+            "open_ms": milliseconds(opened - started),
+            "resolve_ms": milliseconds(resolved - opened),
+            "download_ms": milliseconds(tally.download_s),
+            "verify_ms": milliseconds(tally.verify_s),
         },
         downloaded_bytes=tally.downloaded_bytes,
         cache_hit=None if folder is None else tally.downloaded_files == 0,
@@ -313,7 +313,3 @@ def _discard(path: Path) -> None:
 
 def _join(version_path: str, name: str) -> str:
     return f"{version_path}/{name}" if version_path else name
-
-
-def _ms(seconds: float) -> float:
-    return round(seconds * 1000, 2)

@@ -1,6 +1,8 @@
 """The benchmark runner in its quick mode, so it cannot rot: every row written, every number > 0.
 
 Timing thresholds are never asserted here: a shared CI machine decides nothing about speed.
+The quick mode leaves the peers (BentoML, LitServe) out: their environments take minutes to
+install; `python -m benchmarks.run --quick --peers` runs them too.
 """
 
 from __future__ import annotations
@@ -17,8 +19,7 @@ from tests.helpers import REPO_ROOT
 
 QUICK_TIMEOUT_S = 420  # ~1 minute on a quiet 2-core machine; Keras servers start slowly
 SERVERS = ("loadgen_ceiling", "floor", "predict_mpg", "minimal_mpg", "floor_default_threads",
-           "predict_mpg_default_threads", "lesson_mpg", "classify_image", "classify_image_float32",
-           "lesson_image")
+           "predict_mpg_default_threads", "lesson_mpg", "classify_image", "lesson_image")
 MEASURED = tuple(key for key in SERVERS if key != "loadgen_ceiling")
 CONNECTIONS = ("1", "8")
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -62,6 +63,13 @@ def test_every_server_has_positive_figures(quick_run: Path) -> None:
         assert data["servers"][key]["peak_rss_mb"] > 0, key
         assert data["servers"][key]["peak_pss_mb"] > 0, key
     assert data["inprocess"]["p50_ms"] > 0 and data["inprocess"]["iterations"] > 0
+    limit = data["compute_limit"]
+    assert limit["processes"] == len(limit["rates"]) >= 1 and limit["rate"] > 0
+    assert set(data["bucket_cold"]) == {"predict_mpg", "classify_image"}
+    for cold in data["bucket_cold"].values():
+        assert cold["local_s"] and cold["bucket_s"] and min(cold["local_s"] + cold["bucket_s"]) > 0
+        assert all(timings["download_ms"] >= 0 for timings in cold["bucket_timings_ms"])
+        assert len(cold["bucket_timings_ms"]) == len(cold["bucket_s"])
 
 
 def test_every_target_is_computed(quick_run: Path) -> None:
@@ -82,12 +90,12 @@ def test_results_markdown_has_every_row(quick_run: Path) -> None:
         assert f"| {check['claim']} |" in text
         assert "PASS" in text or "FAIL" in text
     for heading in ("## Targets", "## Warm throughput", "## Cold start", "## Peak resident",
-                    "## Runtime dependency install size"):
+                    "## Cold start from the bucket", "## Runtime dependency install size"):
         assert heading in text
     for fact in ("python -m benchmarks.run --quick", "CPUs", "Python ", "THREADS=",
                  "INTERPRETER_POOL_SIZE="):
         assert fact in text
-    assert "in-process loop" in text
+    assert "in-process loop" in text and "compute limit" in text
 
 
 def test_chart_is_a_png(quick_run: Path) -> None:

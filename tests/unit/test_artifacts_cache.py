@@ -1,36 +1,32 @@
-"""fetch_version from gs:// through the real google-cloud-storage client and a fake HTTP layer.
+"""fetch_version from gs:// through modelserve.gcs's reader and a local fake Cloud Storage.
 
-No server runs here: the client's requests go to `FakeStorageHttp`, a requests.Session that
-answers like Cloud Storage's JSON API from a dict of objects, and injects the faults the
-emulator cannot produce (403, a transient 503, timeouts, a dropped connection, a bad crc32c).
-The client's own retry policy, timeouts and crc32c check run for real.
+`FakeStorage` is a real HTTP server on loopback that answers like Cloud Storage's JSON API
+from a dict of objects, and injects the faults the emulator cannot produce (403, a transient
+503, a stalled answer, a dropped connection, a bad crc32c). The reader's own retries with
+back-off, timeouts and crc32c check run for real, over real sockets.
 """
 
 from __future__ import annotations
 
 import base64
 import hashlib
-import io
 import json
 import threading
 import time
 import urllib.parse
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import google_crc32c
 import pytest
-import requests
-import urllib3
-from google.auth.credentials import AnonymousCredentials
-from google.cloud import storage
-from requests.structures import CaseInsensitiveDict
 
 from modelserve import gcs
 from modelserve.artifacts import LocalFolder, fetch_version
 from modelserve.errors import ModelError
-from modelserve.gcs import GcsPrefix
+from modelserve.gcs import GcsPrefix, StorageReader, default_reader
 from modelserve.runtime import LazyModel
 
 BUCKET = "models"
@@ -38,10 +34,23 @@ VERSION = "20261125T120000Z"
 OTHER_VERSION = "20261126T120000Z"
 MODEL_BYTES = b"\x1ctflite model bytes " * 50
 LABEL_BYTES = b"background\ncat\n"
-ENDPOINT = "http://storage.test"
 SHORT_DEADLINE_S = 0.4
+SHORT_TIMEOUT = (1.0, 0.3)
+DOWNLOAD_PREFIX = f"/download/storage/v1/b/{BUCKET}/o/"
 
-Fault = Callable[[str], requests.Response | None]
+
+@dataclass
+class Answer:
+    """What the fake answers instead of the object: a status, or a stall, or a dropped socket."""
+
+    status: int = 200
+    body: bytes = b""
+    headers: dict[str, str] | None = None
+    stall_s: float = 0.0
+    drop: bool = False
+
+
+Fault = Callable[[str], Answer | None]
 
 
 def manifest_for(version: str, files: dict[str, bytes]) -> bytes:
@@ -58,65 +67,85 @@ def crc32c_header(data: bytes) -> str:
     return base64.b64encode(google_crc32c.Checksum(data).digest()).decode()
 
 
-def response(status: int, body: bytes = b"", headers: dict[str, str] | None = None,
-             url: str = ENDPOINT) -> requests.Response:
-    """A requests.Response as the HTTP adapter would build it (the body streams from raw)."""
-    headers = {"Content-Length": str(len(body)), **(headers or {})}
-    result = requests.Response()
-    result.status_code = status
-    result.headers = CaseInsensitiveDict(headers)
-    result.raw = urllib3.HTTPResponse(body=io.BytesIO(body), headers=headers, status=status,
-                                      preload_content=False, decode_content=False)
-    result.url = url
-    result.request = requests.Request("GET", url).prepare()
-    return result
-
-
-def error(status: int, message: str) -> requests.Response:
+def error(status: int, message: str) -> Answer:
     body = json.dumps({"error": {"code": status, "message": message}}).encode()
-    return response(status, body, {"Content-Type": "application/json"})
+    return Answer(status, body, {"Content-Type": "application/json"})
 
 
-class FakeStorageHttp(requests.Session):
+class FakeStorage:
     """Cloud Storage's download and bucket endpoints over a dict; `faults` answer first."""
 
     def __init__(self) -> None:
-        super().__init__()
         self.objects: dict[str, bytes] = {}
         self.buckets = {BUCKET}
         self.faults: list[Fault] = []
         self.requests: list[str] = []
-        self.timeouts: list[object] = []
+        self.connections: set[tuple[str, int]] = set()
+        self.last_authorization = ""
+        self.last_metadata_flavor = ""
         self._lock = threading.Lock()
+        fake = self
 
-    def request(self, method: str, url: str, *args: object, **kwargs: object) -> requests.Response:
-        path = urllib.parse.unquote(urllib.parse.urlsplit(url).path)
-        with self._lock:
-            self.requests.append(path)
-            self.timeouts.append(kwargs.get("timeout"))
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"  # keep-alive, as Cloud Storage
+
+            def do_GET(self) -> None:
+                path = urllib.parse.unquote(urllib.parse.urlsplit(self.path).path)
+                with fake._lock:
+                    fake.requests.append(path)
+                    fake.connections.add(self.client_address)
+                    fake.last_authorization = self.headers.get("Authorization", "")
+                    fake.last_metadata_flavor = self.headers.get("Metadata-Flavor", "")
+                answer = fake.answer(path)
+                if answer.drop:
+                    self.close_connection = True
+                    return
+                time.sleep(answer.stall_s)
+                self.send_response(answer.status)
+                for name, value in (answer.headers or {}).items():
+                    self.send_header(name, value)
+                self.send_header("Content-Length", str(len(answer.body)))
+                self.end_headers()
+                self.wfile.write(answer.body)
+
+            do_POST = do_GET  # the token endpoint
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.endpoint = f"http://127.0.0.1:{self.server.server_address[1]}"
+        self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self._thread.start()
+
+    def answer(self, path: str) -> Answer:
         for fault in list(self.faults):
             answer = fault(path)
             if answer is not None:
                 return answer
-        prefix = f"/download/storage/v1/b/{BUCKET}/o/"
-        if path.startswith(prefix) and path[len(prefix):] in self.objects:
-            data = self.objects[path[len(prefix):]]
-            return response(200, data, {"X-Goog-Hash": f"crc32c={crc32c_header(data)}"}, url)
+        if path.startswith(DOWNLOAD_PREFIX) and path[len(DOWNLOAD_PREFIX):] in self.objects:
+            data = self.objects[path[len(DOWNLOAD_PREFIX):]]
+            return Answer(200, data, {"X-Goog-Hash": f"crc32c={crc32c_header(data)}"})
         bucket = path.removeprefix("/storage/v1/b/")
         if bucket in self.buckets:
-            return response(200, json.dumps({"name": bucket}).encode(), url=url)
+            return Answer(200, json.dumps({"name": bucket}).encode())
         return error(404, "No such object.")
 
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
     def object_reads(self) -> list[str]:
-        """Object downloads so far (the client also reads bucket metadata in the background)."""
-        prefix = f"/download/storage/v1/b/{BUCKET}/o/"
-        return [path.removeprefix(prefix) for path in self.requests if path.startswith(prefix)]
+        """Object downloads so far."""
+        return [path.removeprefix(DOWNLOAD_PREFIX) for path in self.requests
+                if path.startswith(DOWNLOAD_PREFIX)]
 
     def downloads(self, suffix: str) -> int:
         return sum(1 for name in self.object_reads() if name.endswith(suffix))
 
 
-def publish(http: FakeStorageHttp, version: str = VERSION, latest: bool = True,
+def publish(http: FakeStorage, version: str = VERSION, latest: bool = True,
             model: bytes = MODEL_BYTES) -> None:
     files = {"model.tflite": model, "labels.txt": LABEL_BYTES}
     for name, data in files.items():
@@ -127,21 +156,22 @@ def publish(http: FakeStorageHttp, version: str = VERSION, latest: bool = True,
 
 
 @pytest.fixture
-def http() -> FakeStorageHttp:
-    fake = FakeStorageHttp()
+def http() -> Iterator[FakeStorage]:
+    fake = FakeStorage()
     publish(fake)
-    return fake
+    yield fake
+    fake.close()
 
 
 @pytest.fixture
-def client(http: FakeStorageHttp) -> storage.Client:
-    return storage.Client(project=None, credentials=AnonymousCredentials(), _http=http,
-                          client_options={"api_endpoint": ENDPOINT})
+def client(http: FakeStorage) -> StorageReader:
+    return StorageReader(http.endpoint)  # anonymous, as with STORAGE_EMULATOR_HOST
 
 
-def fetch(uri: str, cache: Path, client: storage.Client, deadline_s: float = SHORT_DEADLINE_S,
-          labels: bool = False):
-    source = GcsPrefix(uri, cache, client=lambda: client, retry_deadline_s=deadline_s)
+def fetch(uri: str, cache: Path, client: StorageReader, deadline_s: float = SHORT_DEADLINE_S,
+          labels: bool = False, timeout: tuple[float, float] = gcs.REQUEST_TIMEOUT_S):
+    source = GcsPrefix(uri, cache, client=lambda: client, retry_deadline_s=deadline_s,
+                       request_timeout=timeout)
     needed = (lambda _: ("labels.txt",)) if labels else (lambda _: ())
     return fetch_version(uri, cache, needed, source=source)
 
@@ -151,7 +181,7 @@ def cause(excinfo: pytest.ExceptionInfo[ModelError]) -> str:
 
 
 def test_cold_fetch_downloads_verifies_and_caches_by_bucket_prefix_version(
-        tmp_path: Path, http: FakeStorageHttp, client: storage.Client) -> None:
+        tmp_path: Path, http: FakeStorage, client: StorageReader) -> None:
     artifacts = fetch(f"gs://{BUCKET}/mpg", tmp_path, client, labels=True)
     assert artifacts.files == {"model.tflite": MODEL_BYTES, "labels.txt": LABEL_BYTES}
     assert artifacts.version_uri == f"gs://{BUCKET}/mpg/{VERSION}"
@@ -165,13 +195,12 @@ def test_cold_fetch_downloads_verifies_and_caches_by_bucket_prefix_version(
     assert sorted(p.name for p in folder.iterdir()) == ["labels.txt", "manifest.json",
                                                         "model.tflite"]
     assert (folder / "model.tflite").read_bytes() == MODEL_BYTES
-    reads = [timeout for path, timeout in zip(http.requests, http.timeouts, strict=True)
-             if path.startswith("/download/")]
-    assert set(reads) == {gcs.REQUEST_TIMEOUT_S}  # every read has the per-request timeout
+    assert http.object_reads() == ["mpg/LATEST", f"mpg/{VERSION}/manifest.json",
+                                   f"mpg/{VERSION}/model.tflite", f"mpg/{VERSION}/labels.txt"]
 
 
 def test_pinned_cached_version_loads_without_touching_the_bucket(
-        tmp_path: Path, http: FakeStorageHttp, client: storage.Client) -> None:
+        tmp_path: Path, http: FakeStorage, client: StorageReader) -> None:
     uri = f"gs://{BUCKET}/mpg/{VERSION}"
     fetch(uri, tmp_path, client)
     http.requests.clear()
@@ -183,7 +212,7 @@ def test_pinned_cached_version_loads_without_touching_the_bucket(
 
 
 def test_model_root_reads_latest_then_uses_the_cached_files(
-        tmp_path: Path, http: FakeStorageHttp, client: storage.Client) -> None:
+        tmp_path: Path, http: FakeStorage, client: StorageReader) -> None:
     fetch(f"gs://{BUCKET}/mpg", tmp_path, client)
     http.requests.clear()
     artifacts = fetch(f"gs://{BUCKET}/mpg", tmp_path, client)
@@ -192,7 +221,7 @@ def test_model_root_reads_latest_then_uses_the_cached_files(
 
 
 def test_new_latest_is_downloaded_beside_the_cached_version(
-        tmp_path: Path, http: FakeStorageHttp, client: storage.Client) -> None:
+        tmp_path: Path, http: FakeStorage, client: StorageReader) -> None:
     fetch(f"gs://{BUCKET}/mpg", tmp_path, client)
     publish(http, OTHER_VERSION, model=MODEL_BYTES + b"v2")
     artifacts = fetch(f"gs://{BUCKET}/mpg", tmp_path, client)
@@ -202,7 +231,7 @@ def test_new_latest_is_downloaded_beside_the_cached_version(
 
 
 def test_cached_file_failing_verification_is_deleted_and_fetched_again(
-        tmp_path: Path, http: FakeStorageHttp, client: storage.Client) -> None:
+        tmp_path: Path, http: FakeStorage, client: StorageReader) -> None:
     uri = f"gs://{BUCKET}/mpg/{VERSION}"
     fetch(uri, tmp_path, client)
     cached = tmp_path / BUCKET / "mpg" / VERSION / "model.tflite"
@@ -214,7 +243,7 @@ def test_cached_file_failing_verification_is_deleted_and_fetched_again(
 
 
 def test_unreadable_cached_manifest_is_replaced_from_the_bucket(
-        tmp_path: Path, http: FakeStorageHttp, client: storage.Client) -> None:
+        tmp_path: Path, http: FakeStorage, client: StorageReader) -> None:
     uri = f"gs://{BUCKET}/mpg/{VERSION}"
     fetch(uri, tmp_path, client)
     manifest = tmp_path / BUCKET / "mpg" / VERSION / "manifest.json"
@@ -225,7 +254,7 @@ def test_unreadable_cached_manifest_is_replaced_from_the_bucket(
 
 
 def test_download_with_wrong_sha256_is_discarded_and_never_cached(
-        tmp_path: Path, http: FakeStorageHttp, client: storage.Client) -> None:
+        tmp_path: Path, http: FakeStorage, client: StorageReader) -> None:
     good = http.objects[f"mpg/{VERSION}/model.tflite"]
     http.objects[f"mpg/{VERSION}/model.tflite"] = b"Y" * len(good)
     with pytest.raises(ModelError) as excinfo:
@@ -240,10 +269,10 @@ def test_download_with_wrong_sha256_is_discarded_and_never_cached(
 
 
 def test_crc32c_mismatch_in_transit_injected_at_client_boundary_is_discarded(
-        tmp_path: Path, http: FakeStorageHttp, client: storage.Client) -> None:
-    def wrong_crc32c(path: str) -> requests.Response | None:
+        tmp_path: Path, http: FakeStorage, client: StorageReader) -> None:
+    def wrong_crc32c(path: str) -> Answer | None:
         if path.endswith("model.tflite"):
-            return response(200, MODEL_BYTES, {"X-Goog-Hash": "crc32c=AAAAAA=="})
+            return Answer(200, MODEL_BYTES, {"X-Goog-Hash": "crc32c=AAAAAA=="})
         return None
 
     http.faults.append(wrong_crc32c)
@@ -258,7 +287,7 @@ def test_crc32c_mismatch_in_transit_injected_at_client_boundary_is_discarded(
 
 
 def test_permission_denied_injected_at_client_boundary_gives_clear_cause(
-        tmp_path: Path, http: FakeStorageHttp, client: storage.Client) -> None:
+        tmp_path: Path, http: FakeStorage, client: StorageReader) -> None:
     http.faults.append(lambda path: error(403, "caller does not have storage.objects.get"))
     with pytest.raises(ModelError) as excinfo:
         fetch(f"gs://{BUCKET}/mpg", tmp_path, client)
@@ -271,10 +300,10 @@ def test_permission_denied_injected_at_client_boundary_gives_clear_cause(
 
 
 def test_transient_503_injected_at_client_boundary_is_retried_then_succeeds(
-        tmp_path: Path, http: FakeStorageHttp, client: storage.Client) -> None:
+        tmp_path: Path, http: FakeStorage, client: StorageReader) -> None:
     failures = {"left": 1}
 
-    def unavailable_once(path: str) -> requests.Response | None:
+    def unavailable_once(path: str) -> Answer | None:
         if path.endswith("model.tflite") and failures["left"]:
             failures["left"] -= 1
             return error(503, "Service Unavailable")
@@ -283,11 +312,11 @@ def test_transient_503_injected_at_client_boundary_is_retried_then_succeeds(
     http.faults.append(unavailable_once)
     artifacts = fetch(f"gs://{BUCKET}/mpg", tmp_path, client, deadline_s=gcs.RETRY_DEADLINE_S)
     assert artifacts.files["model.tflite"] == MODEL_BYTES
-    assert http.downloads("model.tflite") == 2  # the client's retry policy, not ours
+    assert http.downloads("model.tflite") == 2  # retried after a back-off
 
 
 def test_persistent_503_injected_at_client_boundary_gives_up_at_the_deadline(
-        tmp_path: Path, http: FakeStorageHttp, client: storage.Client) -> None:
+        tmp_path: Path, http: FakeStorage, client: StorageReader) -> None:
     http.faults.append(lambda path: error(503, "Service Unavailable"))
     started = time.monotonic()
     with pytest.raises(ModelError) as excinfo:
@@ -301,13 +330,10 @@ def test_persistent_503_injected_at_client_boundary_gives_up_at_the_deadline(
 
 
 def test_timeouts_injected_at_client_boundary_give_up_at_the_deadline(
-        tmp_path: Path, http: FakeStorageHttp, client: storage.Client) -> None:
-    def time_out(path: str) -> requests.Response:
-        raise requests.ReadTimeout("read timed out")
-
-    http.faults.append(time_out)
+        tmp_path: Path, http: FakeStorage, client: StorageReader) -> None:
+    http.faults.append(lambda path: Answer(stall_s=SHORT_TIMEOUT[1] * 3))
     with pytest.raises(ModelError) as excinfo:
-        fetch(f"gs://{BUCKET}/mpg", tmp_path, client)
+        fetch(f"gs://{BUCKET}/mpg", tmp_path, client, timeout=SHORT_TIMEOUT)
     assert cause(excinfo).startswith(f"gs://{BUCKET}/mpg/LATEST: storage timed out")
     assert len(http.object_reads()) >= 1
 
@@ -316,15 +342,12 @@ def test_timeouts_injected_at_client_boundary_give_up_at_the_deadline(
 
 
 def test_dropped_connection_injected_at_client_boundary_says_unreachable(
-        tmp_path: Path, http: FakeStorageHttp, client: storage.Client) -> None:
-    def refuse(path: str) -> requests.Response:
-        raise requests.ConnectionError("[Errno 111] Connection refused")
-
-    http.faults.append(refuse)
+        tmp_path: Path, http: FakeStorage, client: StorageReader) -> None:
+    http.faults.append(lambda path: Answer(drop=True))
     with pytest.raises(ModelError) as excinfo:
         fetch(f"gs://{BUCKET}/mpg", tmp_path, client)
-    assert cause(excinfo).startswith(
-        f"gs://{BUCKET}/mpg/LATEST: storage unreachable: [Errno 111] Connection refused")
+    assert cause(excinfo).startswith(f"gs://{BUCKET}/mpg/LATEST: storage unreachable: ")
+    assert "gave up after" in cause(excinfo)
 
     http.faults.clear()
     assert fetch(f"gs://{BUCKET}/mpg", tmp_path, client).files["model.tflite"] == MODEL_BYTES
@@ -334,8 +357,7 @@ def test_nothing_listening_says_unreachable_with_a_real_socket(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from tests.helpers import free_port
 
-    monkeypatch.setenv("STORAGE_EMULATOR_HOST", f"http://127.0.0.1:{free_port()}")
-    real = storage.Client(project=None)
+    real = default_reader({"STORAGE_EMULATOR_HOST": f"http://127.0.0.1:{free_port()}"})
     with pytest.raises(ModelError) as excinfo:
         fetch(f"gs://{BUCKET}/mpg", tmp_path, real)
     assert "storage unreachable" in cause(excinfo)
@@ -343,7 +365,7 @@ def test_nothing_listening_says_unreachable_with_a_real_socket(
 
 
 def test_missing_object_and_missing_bucket_are_told_apart(
-        tmp_path: Path, http: FakeStorageHttp, client: storage.Client) -> None:
+        tmp_path: Path, http: FakeStorage, client: StorageReader) -> None:
     with pytest.raises(ModelError) as excinfo:
         fetch(f"gs://{BUCKET}/nothing", tmp_path, client)
     assert cause(excinfo) == f"gs://{BUCKET}/nothing/LATEST: object not found"
@@ -360,7 +382,7 @@ def test_uris_that_would_leave_the_cache_are_refused(tmp_path: Path, uri: str) -
 
 
 def test_twenty_concurrent_first_requests_download_once(
-        tmp_path: Path, http: FakeStorageHttp, client: storage.Client) -> None:
+        tmp_path: Path, http: FakeStorage, client: StorageReader) -> None:
     def load():
         time.sleep(0.05)  # widen the window in which the others arrive
         return fetch(f"gs://{BUCKET}/mpg", tmp_path, client)
@@ -375,25 +397,136 @@ def test_twenty_concurrent_first_requests_download_once(
 def test_shared_client_is_created_once_across_threads(monkeypatch: pytest.MonkeyPatch) -> None:
     created: list[object] = []
 
-    def slow_client(project: object = None) -> object:
+    def slow_reader() -> object:
         time.sleep(0.02)
-        created.append(project)
+        created.append(1)
         return object()
 
     monkeypatch.setattr(gcs, "_client", None)
-    monkeypatch.setattr(storage, "Client", slow_client)
+    monkeypatch.setattr(gcs, "default_reader", slow_reader)
     with ThreadPoolExecutor(max_workers=20) as pool:
         clients = set(map(id, pool.map(lambda _: gcs.shared_client(), range(20))))
-    assert len(clients) == 1 and created == [None]
+    assert len(clients) == 1 and created == [1]
 
 
-def test_emulator_host_makes_the_real_client_anonymous_without_a_project(
+def test_emulator_host_makes_the_reader_anonymous_on_that_endpoint() -> None:
+    reader = default_reader({"STORAGE_EMULATOR_HOST": "127.0.0.1:9"})  # no network here
+    assert reader.endpoint == "http://127.0.0.1:9" and reader._credentials is None
+    assert default_reader({"STORAGE_EMULATOR_HOST": "http://localhost:9"}).endpoint == (
+        "http://localhost:9")
+
+
+def test_without_emulator_application_default_credentials_are_asked_read_only(
         monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("STORAGE_EMULATOR_HOST", "http://127.0.0.1:9")
-    real = storage.Client(project=None)  # what shared_client builds; no network here
-    assert isinstance(real._credentials, AnonymousCredentials)
-    assert real.project is None
-    assert real.api_endpoint == "http://127.0.0.1:9"
+    import google.auth
+
+    asked: list[object] = []
+    token = object()
+    monkeypatch.setattr(google.auth, "default",
+                        lambda scopes, request: asked.append(scopes) or (token, None))
+    reader = default_reader({"GOOGLE_APPLICATION_CREDENTIALS": "/a/key.json"})
+    assert reader.endpoint == gcs.PUBLIC_ENDPOINT and reader._credentials is token
+    assert asked == [[gcs.READ_ONLY_SCOPE]]
+
+
+def test_on_google_cloud_the_metadata_servers_token_is_used_without_google_auth(
+        tmp_path: Path, http: FakeStorage, monkeypatch: pytest.MonkeyPatch) -> None:
+    import google.auth
+
+    monkeypatch.setattr(google.auth, "default", pytest.fail)  # never reached
+    token = json.dumps({"access_token": "meta-1", "expires_in": 3599, "token_type": "Bearer"})
+
+    def metadata(path: str) -> Answer | None:
+        if path != gcs.METADATA_TOKEN_PATH:
+            return None
+        if http.last_metadata_flavor != "Google":
+            return error(403, "Missing Metadata-Flavor header")
+        return Answer(200, token.encode(), {"Content-Type": "application/json"})
+
+    http.faults.append(metadata)
+    host = http.endpoint.removeprefix("http://")
+    reader = default_reader({"GCE_METADATA_HOST": host, "HOME": str(tmp_path)})
+    assert reader.endpoint == gcs.PUBLIC_ENDPOINT
+    seen: list[str] = []
+    http.faults.append(lambda path: seen.append(http.last_authorization) or None)
+    local = StorageReader(http.endpoint, reader._credentials)  # the same credentials, locally
+    assert fetch(f"gs://{BUCKET}/mpg", tmp_path / "cache", local).cache_hit is False
+    assert set(seen) == {"Bearer meta-1"}
+    assert http.requests.count(gcs.METADATA_TOKEN_PATH) == 1  # one token for every read
+
+
+def test_a_metadata_token_is_refreshed_before_it_expires(http: FakeStorage) -> None:
+    tokens = iter(["t1", "t2"])
+    http.faults.append(lambda path: Answer(200, json.dumps(
+        {"access_token": next(tokens), "expires_in": 120}).encode()))
+    now = [0.0]
+    credentials = gcs.MetadataCredentials(http.endpoint.removeprefix("http://"),
+                                          clock=lambda: now[0])
+    headers: dict[str, str] = {}
+    credentials.before_request(None, "GET", "/", headers)
+    now[0] = 120 - gcs.TOKEN_REFRESH_MARGIN_S - 1
+    credentials.before_request(None, "GET", "/", headers)
+    assert headers["Authorization"] == "Bearer t1"
+    now[0] += 1
+    credentials.before_request(None, "GET", "/", headers)
+    assert headers["Authorization"] == "Bearer t2"
+
+
+def test_off_google_cloud_application_default_credentials_decide(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import google.auth
+
+    from tests.helpers import free_port
+
+    found = object()
+    monkeypatch.setattr(google.auth, "default", lambda scopes, request: (found, None))
+    nothing_there = {"GCE_METADATA_HOST": f"127.0.0.1:{free_port()}", "HOME": str(tmp_path)}
+    assert default_reader(nothing_there)._credentials is found
+    adc = tmp_path / ".config" / "gcloud" / "application_default_credentials.json"
+    adc.parent.mkdir(parents=True)
+    adc.write_text("{}")  # the user's gcloud credentials: google.auth reads them, not us
+    assert default_reader({"HOME": str(tmp_path)})._credentials is found
+
+
+def test_credentials_send_their_token_and_a_failed_refresh_says_so(
+        tmp_path: Path, http: FakeStorage) -> None:
+    from google.oauth2.credentials import Credentials
+
+    seen: list[str] = []
+    http.faults.append(lambda path: seen.append(http.last_authorization) or None)
+    with_token = StorageReader(http.endpoint, Credentials(token="token-1"))
+    assert fetch(f"gs://{BUCKET}/mpg", tmp_path / "a", with_token).cache_hit is False
+    assert set(seen) == {"Bearer token-1"}
+
+    http.faults.clear()
+    http.faults.append(lambda path: error(400, "invalid_grant") if path == "/token" else None)
+    expired = Credentials(token=None, refresh_token="r", client_id="c", client_secret="s",
+                          token_uri=f"{http.endpoint}/token")
+    with pytest.raises(ModelError) as excinfo:
+        fetch(f"gs://{BUCKET}/mpg", tmp_path / "b", StorageReader(http.endpoint, expired))
+    assert cause(excinfo).startswith(f"gs://{BUCKET}/mpg/LATEST: no usable Google Cloud "
+                                     "credentials")
+
+
+def test_md5_is_checked_when_storage_sends_no_crc32c(
+        tmp_path: Path, http: FakeStorage, client: StorageReader) -> None:
+    def md5_only(path: str) -> Answer | None:
+        if path.endswith("model.tflite"):
+            digest = base64.b64encode(hashlib.md5(MODEL_BYTES[:-1] + b"?").digest()).decode()
+            return Answer(200, MODEL_BYTES, {"X-Goog-Hash": f"md5={digest}"})
+        return None
+
+    http.faults.append(md5_only)
+    with pytest.raises(ModelError) as excinfo:
+        fetch(f"gs://{BUCKET}/mpg", tmp_path, client)
+    assert cause(excinfo).endswith("model.tflite: md5 mismatch, the download was corrupted; "
+                                   "discarded")
+
+
+def test_a_cold_fetch_reuses_one_connection(
+        tmp_path: Path, http: FakeStorage, client: StorageReader) -> None:
+    fetch(f"gs://{BUCKET}/mpg", tmp_path, client, labels=True)
+    assert len(http.object_reads()) == 4 and len(http.connections) == 1
 
 
 def test_local_folder_is_read_in_place_without_a_cache(tmp_path: Path) -> None:
