@@ -1,12 +1,13 @@
-"""The tabular task: JSON records in, the model's value out (predict_mpg is one such function).
+"""The tabular task: JSON records in, the model's answer out (predict_mpg is one such function).
 
-The features, their order, types and ranges, and the name of the answer all come from the
-manifest, so any tabular regression model exported by train/ is served the same way.
+The features, their order, types, ranges and categories, and the shape of the answer all come
+from the manifest, so any tabular model exported by train/ is served the same way: a regression
+answers its value under the manifest's output name (predict_mpg: "mpg"), a classification its
+`label` and the `probabilities` of every class.
 """
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -16,18 +17,27 @@ import numpy as np
 from ..artifacts import ModelArtifacts
 from ..bodies import read_body, require_content_type
 from ..config import Settings, TabularLimits
-from ..contract import TASK_REGRESSION, Manifest
+from ..contract import (
+    ACTIVATION_SOFTMAX,
+    ACTIVATIONS,
+    TABULAR_TASKS,
+    TASK_CLASSIFICATION,
+    Manifest,
+    softmax,
+)
 from ..declarations import Declaration
 from ..errors import BadRequest, ModelError, ModelUnavailable, PayloadTooLarge, Problem
 from ..jsonbody import parse_json
 from ..openapi import build_document
 from ..runtime import InterpreterPool, LazyModel
 from ..schema import (
+    CATEGORY,
     INTEGER,
     MAX_PROBLEMS,
     Checked,
     TabularSchema,
     check_record,
+    classification_labels,
     schema_from_manifest,
     unexpected_field,
 )
@@ -35,7 +45,9 @@ from .base import LoadedModel
 
 BATCH_KEY = "instances"
 VALUE_DECIMALS = 3
+PROBABILITY_DECIMALS = 6
 DEFAULT_OUTPUT_NAME = "prediction"
+LABEL_KEY, PROBABILITIES_KEY = "label", "probabilities"
 
 
 @dataclass(frozen=True)
@@ -43,14 +55,40 @@ class TabularModel(LoadedModel):
     schema: TabularSchema
     pool: InterpreterPool
     output_name: str  # the answer's key, from the manifest's output (predict_mpg: "mpg")
+    labels: tuple[str, ...] = ()  # a classifier's classes in output order; () for regression
+    activation: str = "none"  # a classifier's outputs: probabilities ("none") or logits
+
+    @property
+    def is_classifier(self) -> bool:
+        return bool(self.labels)
 
     def predict(self, values: list[float]) -> float:
         """The model's value for one record's model-ordered values."""
-        output = self.pool.run(np.array([values], dtype=np.float32))
-        value = float(output.reshape(-1)[0])
-        if not math.isfinite(value):
-            raise ModelUnavailable("Model produced a non-finite value.", retry_after=1)
+        value = float(self._run(values)[0])
         return round(value, VALUE_DECIMALS)
+
+    def classify(self, values: list[float]) -> dict[str, Any]:
+        """A classifier's label and the probability of every class for one record."""
+        scores = self._run(values).astype(np.float64)
+        probabilities = softmax(scores) if self.activation == ACTIVATION_SOFTMAX else scores
+        best = int(np.argmax(probabilities))
+        return {LABEL_KEY: self.labels[best],
+                PROBABILITIES_KEY: {label: round(float(p), PROBABILITY_DECIMALS)
+                                    for label, p in zip(self.labels, probabilities,
+                                                        strict=True)}}
+
+    def result(self, values: list[float]) -> dict[str, Any]:
+        """The answer's model part for one record: {output name: value}, or label and
+        probabilities."""
+        if self.is_classifier:
+            return self.classify(values)
+        return {self.output_name: self.predict(values)}
+
+    def _run(self, values: list[float]) -> np.ndarray:
+        output = self.pool.run(np.array([values], dtype=np.float32)).reshape(-1)
+        if not np.all(np.isfinite(output)):
+            raise ModelUnavailable("Model produced a non-finite value.", retry_after=1)
+        return output
 
 
 class TabularTask:
@@ -66,8 +104,9 @@ class TabularTask:
 
     def build(self, artifacts: ModelArtifacts, settings: Settings) -> TabularModel:
         manifest = artifacts.manifest
-        if manifest.task != TASK_REGRESSION:
-            raise ModelError(f"{artifacts.version_uri} is a {manifest.task} model, not regression")
+        if manifest.task not in TABULAR_TASKS:
+            raise ModelError(f"{artifacts.version_uri} is a {manifest.task} model, not "
+                             f"{' or '.join(TABULAR_TASKS)}")
         schema = schema_from_manifest(manifest.input)
         pool = InterpreterPool(
             artifacts.files[manifest.model_file],
@@ -81,11 +120,22 @@ class TabularTask:
                 f"the manifest's features need {expected} float32"
             )
         output_name = str(manifest.output.get("name") or DEFAULT_OUTPUT_NAME)
-        return TabularModel(manifest, artifacts.version_uri, schema, pool, output_name)
+        if manifest.task != TASK_CLASSIFICATION:
+            return TabularModel(manifest, artifacts.version_uri, schema, pool, output_name)
+        labels = classification_labels(manifest.output)
+        activation = str(manifest.output.get("activation", "none"))
+        if activation not in ACTIVATIONS:
+            raise ModelError(f"manifest output.activation {activation!r} is not one of "
+                             f"{', '.join(ACTIVATIONS)}")
+        if int(np.prod(pool.output_shape)) != len(labels):
+            raise ModelError(f"model output {pool.output_shape} does not fit the manifest's "
+                             f"{len(labels)} labels")
+        return TabularModel(manifest, artifacts.version_uri, schema, pool, output_name,
+                            labels, activation)
 
     def warm_up(self, model: TabularModel) -> None:
-        middle = [(f.minimum + f.maximum) / 2 for f in model.schema.features]
-        model.predict(middle)
+        checked = check_record(example_record(model.schema), model.schema)
+        model.result(checked.values or [f.minimum for f in model.schema.features])
 
     def answer(
         self, request: flask.Request, model: LazyModel[TabularModel], settings: Settings
@@ -105,7 +155,7 @@ class TabularTask:
         if checked.values is None:
             raise BadRequest.of(checked.problems)
         return {
-            loaded.output_name: loaded.predict(checked.values),
+            **loaded.result(checked.values),
             "model": loaded.reference(),
             **_warnings(checked),
         }
@@ -140,16 +190,19 @@ class TabularTask:
             description=self.declaration.summary,
             model_version=model.manifest.version,
             request_body=request_body,
-            success_schema=_success_schema(model.output_name),
+            success_schema=_success_schema(_answer_properties(model)),
             post_paths=self.declaration.paths,
         )
 
 
-def example_record(schema: TabularSchema) -> dict[str, float | int]:
-    """A valid record: each feature's first allowed code, else the middle of its range."""
-    record: dict[str, float | int] = {}
+def example_record(schema: TabularSchema) -> dict[str, float | int | str]:
+    """A valid record: each category's first name, each feature's first allowed code, else the
+    middle of its range."""
+    record: dict[str, float | int | str] = {}
     for feature in schema.features:
-        if feature.allowed:
+        if feature.codes:
+            record[feature.name] = next(iter(feature.codes))
+        elif feature.allowed:
             record[feature.name] = next(iter(feature.allowed))
         else:
             middle = (feature.minimum + feature.maximum) / 2
@@ -183,8 +236,7 @@ def _predict_batch(body: dict[str, Any], model: TabularModel,
         if checked.values is None:
             results.append({"errors": [p.as_dict() for p in checked.problems]})
         else:
-            results.append({model.output_name: model.predict(checked.values),
-                             **_warnings(checked)})
+            results.append({**model.result(checked.values), **_warnings(checked)})
     return results
 
 
@@ -195,10 +247,16 @@ def _warnings(checked: Checked) -> dict[str, Any]:
 def _record_schema(schema: TabularSchema, enforce_range: bool) -> dict[str, Any]:
     properties = {}
     for feature in schema.features:
-        prop: dict[str, Any] = {
-            "type": feature.type,
-            "description": f"{feature.description} ({feature.unit})".strip(),
-        }
+        description = (f"{feature.description} ({feature.unit})" if feature.unit
+                       else feature.description)
+        if feature.type == CATEGORY:
+            properties[feature.name] = {
+                "description": f"{description}: {feature.range_text()}; the name or its code",
+                "oneOf": [{"type": "string", "enum": list(feature.codes or {})},
+                          {"type": "integer", "enum": list(feature.allowed or {})}],
+            }
+            continue
+        prop: dict[str, Any] = {"type": feature.type, "description": description}
         if feature.allowed:
             prop["enum"] = list(feature.allowed)
             prop["description"] += ": " + feature.range_text()
@@ -215,23 +273,38 @@ def _record_schema(schema: TabularSchema, enforce_range: bool) -> dict[str, Any]
     }
 
 
-def _success_schema(output_name: str) -> dict[str, Any]:
+def _answer_properties(model: TabularModel) -> dict[str, Any]:
+    """The answer's model part: the output's value, or the class label and probabilities."""
+    if not model.is_classifier:
+        return {model.output_name: {"type": "number"}}
+    return {
+        LABEL_KEY: {"type": "string", "enum": list(model.labels)},
+        PROBABILITIES_KEY: {
+            "type": "object",
+            "required": list(model.labels),
+            "additionalProperties": False,
+            "properties": {label: {"type": "number", "minimum": 0, "maximum": 1}
+                           for label in model.labels},
+        },
+    }
+
+
+def _success_schema(answer: dict[str, Any]) -> dict[str, Any]:
     model_ref = {"$ref": "#/components/schemas/ModelRef"}
     problem_list = {"type": "array", "items": {"type": "object"}}
     single = {
         "type": "object",
-        "required": ["id", output_name, "model"],
+        "required": ["id", *answer, "model"],
         "properties": {
             "id": {"type": "string"},
-            output_name: {"type": "number"},
+            **answer,
             "model": model_ref,
             "warnings": problem_list,
         },
     }
     item = {
         "type": "object",
-        "properties": {output_name: {"type": "number"}, "errors": problem_list,
-                       "warnings": problem_list},
+        "properties": {**answer, "errors": problem_list, "warnings": problem_list},
     }
     batch = {
         "type": "object",
