@@ -43,7 +43,8 @@ def copy_model(model_root: Path, bucket: Path, name: str) -> Path:
 class FunctionServer:
     """A real functions-framework process serving one target on 127.0.0.1."""
 
-    def __init__(self, target: str, env: dict[str, str], log_path: Path) -> None:
+    def __init__(self, target: str, env: dict[str, str], log_path: Path,
+                 source: Path = FUNCTIONS_MAIN) -> None:
         self.target = target
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
@@ -51,7 +52,7 @@ class FunctionServer:
         full_env = {**os.environ, **env}
         self._log = open(log_path, "wb")  # noqa: SIM115 - closed in stop()
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "functions_framework", "--source", str(FUNCTIONS_MAIN),
+            [sys.executable, "-m", "functions_framework", "--source", str(source),
              "--target", target, "--host", "127.0.0.1", "--port", str(self.port)],
             env=full_env, stdout=self._log, stderr=subprocess.STDOUT, cwd=REPO_ROOT,
         )
