@@ -27,7 +27,11 @@ from ai_edge_litert.interpreter import Interpreter
 from modelserve.contract import verify_folder
 from tests.declared import declared_server
 from tests.helpers import REPO_ROOT, FunctionServer, latest_version
+from tests.integration.test_browser import CHROMIUM, WAIT_MS
 from train.tabular_data import split_indexes
+
+if CHROMIUM.is_file():
+    from tests.integration.test_browser import browser, page  # noqa: F401 (fixtures)
 
 pytestmark = pytest.mark.slow
 
@@ -282,3 +286,35 @@ def test_exports_write_their_report(diabetes: Served, wine: Served) -> None:
           f"{wine.seconds:.1f} s, accuracy {wine.manifest['metrics']['test_accuracy']}, "
           f"log loss {wine.manifest['metrics']['test_log_loss']}, parity "
           f"{wine.manifest['metrics']['parity_max_abs_diff']:.2g}")
+
+
+@pytest.mark.skipif(not CHROMIUM.is_file(), reason="no Chromium installed")
+def test_demo_page_shows_the_users_features_and_the_class(wine: Served, page: Any) -> None:
+    from playwright.sync_api import expect
+
+    row = record(wine, held_out(wine).iloc[0])
+    page.goto(wine.server.url)
+    expect(page.locator("#form")).to_be_visible(timeout=WAIT_MS)
+    expect(page.locator("#fields input, #fields select")).to_have_count(13)
+    expect(page.locator("#title")).to_have_text("predict_wine (declared by a test)")
+    expect(page.locator("#f-magnesium option")).to_have_text(["Choose…", "high", "low",
+                                                              "medium"])
+    for name, value in row.items():
+        if name == "magnesium":
+            page.select_option("#f-magnesium", value)
+        else:
+            page.fill(f"#f-{name}", str(value))
+    page.click("#predict")
+
+    expected = wine.post(row).json()
+    expect(page.locator("#result .big")).to_have_text(f"Predicted: {expected['label']}",
+                                                      timeout=WAIT_MS)
+    expect(page.locator("#result .bars li")).to_have_count(3)
+    page.fill("#f-hue", "99")
+    page.click("#predict")
+    expect(page.locator("#e-hue")).to_contain_text("Out of bounds: hue, has value of: 99",
+                                                   timeout=WAIT_MS)
+    page.fill("#f-hue", str(row["hue"]))  # the good request still works
+    page.click("#predict")
+    expect(page.locator("#result .big")).to_have_text(f"Predicted: {expected['label']}",
+                                                      timeout=WAIT_MS)
