@@ -108,9 +108,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--name", help="model name (folder in the bucket; default: the file's "
                         "name)")
     parser.add_argument("--bucket", type=Path, default=DEFAULT_BUCKET, help="bucket folder")
-    parser.add_argument("--epochs", type=_positive_int, default=DEFAULT_MAX_EPOCHS,
+    parser.add_argument("--epochs", type=positive_int, default=DEFAULT_MAX_EPOCHS,
                         help=f"maximum epochs (default {DEFAULT_MAX_EPOCHS})")
-    parser.add_argument("--patience", type=_positive_int, default=DEFAULT_PATIENCE,
+    parser.add_argument("--patience", type=positive_int, default=DEFAULT_PATIENCE,
                         help=f"early stopping patience in epochs (default {DEFAULT_PATIENCE})")
     parser.add_argument("--seed", type=int, default=DEFAULT_SEED, help="default 42")
     parser.add_argument("--quiet", action="store_true",
@@ -124,7 +124,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command; the process exit code."""
     args = parse_args(argv)
-    say: Progress = (lambda _message: None) if args.quiet else _print_now
+    say: Progress = (lambda _message: None) if args.quiet else print_now
     try:
         frame = read_table(args.data)
         table = prepare(frame, TableRequest(
@@ -386,7 +386,7 @@ def _names(text: str) -> tuple[str, ...]:
     return names
 
 
-def _positive_int(text: str) -> int:
+def positive_int(text: str) -> int:
     """argparse type: an integer >= 1."""
     number = int(text)
     if number < 1:
@@ -394,7 +394,7 @@ def _positive_int(text: str) -> int:
     return number
 
 
-def _print_now(message: str) -> None:
+def print_now(message: str) -> None:
     """Print and flush (progress must show up while training runs)."""
     print(message, flush=True)
 
