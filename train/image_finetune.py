@@ -278,6 +278,8 @@ def _validation_split(train: np.ndarray, labels: np.ndarray,
                       seed: int) -> tuple[np.ndarray, np.ndarray]:
     """Part of the training photos watched while training (the held-out ones never are)."""
     fit, validation = stratified_split(labels[train], seed + 1, VALIDATION_FRACTION)
+    if not len(validation):  # one training photo per class: watch the training photos
+        return train, train
     return train[fit], train[validation]
 
 

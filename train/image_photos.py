@@ -83,7 +83,7 @@ def stratified_split(labels: np.ndarray, seed: int, test_fraction: float = TEST_
         held = min(max(1, round(len(members) * test_fraction)), len(members) - 1)
         test.extend(order[:held])
         train.extend(order[held:])
-    return np.sort(np.asarray(train)), np.sort(np.asarray(test))
+    return np.sort(np.asarray(train, np.int64)), np.sort(np.asarray(test, np.int64))
 
 
 def skipped_text(photos: Photos) -> str:
