@@ -255,9 +255,10 @@ def build_manifest(name: str, version: str, created_at: datetime,
     }
 
 
-def write_version(bucket_root: Path, name: str, tflite: Path,
-                  content: VersionContent) -> tuple[Path, dict[str, Any]]:
-    """Stage model.tflite, labels.txt and the manifest, publish, move LATEST; (folder, manifest).
+def write_version(bucket_root: Path, name: str, tflite: Path, content: VersionContent,
+                  extras: Sequence[Path] = ()) -> tuple[Path, dict[str, Any]]:
+    """Stage model.tflite, labels.txt, `extras` (report files, by their names) and the
+    manifest, publish, move LATEST; (folder, manifest).
 
     On any failure the staging folder is removed; no version folder appears, LATEST stays.
     """
@@ -266,7 +267,9 @@ def write_version(bucket_root: Path, name: str, tflite: Path,
         shutil.copyfile(tflite, staging / MODEL_FILE)
         (staging / LABEL_FILE).write_text("\n".join(content.labels.labels) + "\n",
                                           encoding="utf-8", newline="\n")
-        for path in (staging / MODEL_FILE, staging / LABEL_FILE):
+        for extra in extras:
+            shutil.copyfile(extra, staging / Path(extra).name)
+        for path in staging.iterdir():
             path.chmod(bucket.FILE_MODE)
         return bucket.publish_staged(
             staging, model_root, lambda version, now: build_manifest(name, version, now, content)

@@ -154,7 +154,7 @@ def build_model(options: KerasOptions) -> keras.Model:
                  "weights": weights}
     try:
         if weights == IMAGENET:
-            return _download("the ImageNet weights for MobileNetV2",
+            return download("the ImageNet weights for MobileNetV2",
                              lambda: keras.applications.MobileNetV2(**arguments))
         return keras.applications.MobileNetV2(**arguments)
     except (ValueError, OSError) as error:  # bad alpha/size, or a weights file that does not fit
@@ -173,7 +173,7 @@ def choose_labels(options: KerasOptions) -> tuple[list[str], str]:
 
 def imagenet_labels() -> list[str]:
     """The 1000 ImageNet class names keras' decode_predictions uses, '_' read as a space."""
-    path = _download("the ImageNet class names", lambda: keras.utils.get_file(
+    path = download("the ImageNet class names", lambda: keras.utils.get_file(
         "imagenet_class_index.json", CLASS_INDEX_URL, cache_subdir="models",
         file_hash=CLASS_INDEX_MD5))
     index = json.loads(Path(path).read_text(encoding="utf-8"))
@@ -302,7 +302,7 @@ def _representative_dataset(pixels: np.ndarray) -> Callable[[], Iterator[list[np
     return generate
 
 
-def _download(what: str, fetch: Callable[[], Any]) -> Any:
+def download(what: str, fetch: Callable[[], Any]) -> Any:
     """Run `fetch` (a keras download) with a socket timeout; DownloadError if it fails."""
     previous = socket.getdefaulttimeout()
     socket.setdefaulttimeout(DOWNLOAD_TIMEOUT_S)

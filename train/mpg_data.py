@@ -17,6 +17,9 @@ import numpy as np
 import pandas as pd
 import vega_datasets
 
+from modelserve.schema import INTEGER, NUMBER, feature_entry
+from train import tabular_data
+
 TARGET = "mpg"
 FEATURES = (
     "cylinders",
@@ -116,16 +119,8 @@ def with_target(df: pd.DataFrame) -> pd.DataFrame:
 def split(
     df: pd.DataFrame, seed: int = DEFAULT_SEED, test_fraction: float = TEST_FRACTION
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Deterministic (train, test) split: a seeded permutation, `test_fraction` held out.
-
-    Uses numpy's legacy `RandomState`, whose stream numpy keeps stable across versions, so
-    the held-out rows of a committed model can be recomputed later from its seed.
-    """
-    order = np.random.RandomState(seed).permutation(len(df))
-    n_test = round(len(df) * test_fraction)
-    test = df.iloc[np.sort(order[:n_test])].reset_index(drop=True)
-    train = df.iloc[np.sort(order[n_test:])].reset_index(drop=True)
-    return train, test
+    """Deterministic (train, test) split: the tabular exporter's (train.tabular_data.split)."""
+    return tabular_data.split(df, seed, test_fraction)
 
 
 def imputation_value(train: pd.DataFrame) -> float:
@@ -156,21 +151,14 @@ def feature_schema(df: pd.DataFrame) -> list[dict[str, Any]]:
 
     `min`/`max` come from `df` (pass the rows that have an mpg), ignoring missing values.
     """
-    schema = []
-    for name in FEATURES:
-        column = df[name].dropna()
-        entry: dict[str, Any] = {
-            "name": name,
-            "type": "integer" if name in INTEGER_FEATURES else "number",
-            "unit": FEATURE_INFO[name]["unit"],
-            "min": _json_number(column.min()),
-            "max": _json_number(column.max()),
-        }
-        if name == "origin":
-            entry["allowed"] = {str(code): label for code, label in ORIGIN_NAMES.items()}
-        entry["description"] = FEATURE_INFO[name]["description"]
-        schema.append(entry)
-    return schema
+    return [
+        feature_entry(name, INTEGER if name in INTEGER_FEATURES else NUMBER,
+                      df[name].dropna().min(), df[name].dropna().max(),
+                      unit=FEATURE_INFO[name]["unit"],
+                      description=FEATURE_INFO[name]["description"],
+                      allowed=ORIGIN_NAMES if name == "origin" else None)
+        for name in FEATURES
+    ]
 
 
 def _canonical(raw: pd.DataFrame) -> pd.DataFrame:
@@ -202,9 +190,3 @@ def _origin_code(value: Any) -> int:
     if code not in ORIGIN_NAMES:
         raise ValueError(f"unknown origin {value!r}; expected 1-3 or {', '.join(ORIGIN_CODES)}")
     return code
-
-
-def _json_number(value: Any) -> int | float:
-    """A plain int when the value is whole (1613, not 1613.0), else a float."""
-    number = float(value)
-    return int(number) if number.is_integer() else number

@@ -35,6 +35,8 @@ READER_REQUIRED_KEYS = ("schema_version", "name", "version", "task", "runtime", 
                         "input", "output")
 WRITER_REQUIRED_KEYS = (*READER_REQUIRED_KEYS, "created_at", "training", "metrics")
 TASK_REGRESSION = "regression"
+TASK_CLASSIFICATION = "classification"  # a tabular classifier (output.labels: its classes)
+TABULAR_TASKS = (TASK_REGRESSION, TASK_CLASSIFICATION)
 TASK_IMAGE_CLASSIFICATION = "image_classification"
 HASH_CHUNK_BYTES = 1 << 20
 _SHA256 = re.compile(r"[0-9a-f]{64}")

@@ -6,7 +6,7 @@ main.py binds one entry point per declaration; config.py reads exactly the varia
 declaration uses; tests check Terraform's map of functions and the README against this list.
 
 To serve another model, add a Declaration to FUNCTIONS and an entry to Terraform's
-`functions` map (README, "Serve another model").
+`functions` map (README, "Serve your own model").
 """
 
 from __future__ import annotations

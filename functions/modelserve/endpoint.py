@@ -112,6 +112,8 @@ class Endpoint(Generic[M]):
         manifest = model.manifest
         return {
             "function": self.name,
+            "title": self.task.declaration.title,
+            "summary": self.task.declaration.summary,
             "uri": self.model.uri,
             **self.model.state,
             "model": {

@@ -103,14 +103,14 @@ def test_training_smoke_exports_a_complete_version(tmp_path):
 
 @pytest.mark.slow
 def test_failed_parity_publishes_nothing(tmp_path, monkeypatch, capsys):
-    from train import mpg, mpg_model
+    from train import mpg, tabular_model
 
-    real_tflite_predict = mpg_model.tflite_predict
+    real_tflite_predict = tabular_model.tflite_predict
 
     def off_by_one(model_path, features):
         return real_tflite_predict(model_path, features) + 1.0
 
-    monkeypatch.setattr(mpg_model, "tflite_predict", off_by_one)
+    monkeypatch.setattr(tabular_model, "tflite_predict", off_by_one)
 
     exit_code = mpg.main(["--epochs", "1", "--bucket", str(tmp_path), "--quiet"])
 

@@ -21,6 +21,12 @@ from .tensors import InferRequest, Tensor, bad, output_tensor
 MATRIX_INPUT = "input"  # the name metadata gives the [N, F] tensor; any non-feature name works
 INPUT_DATATYPES = ("FP32", "FP64", "INT64")
 OUTPUT_DATATYPE = "FP32"
+LABEL_DATATYPE = "BYTES"  # a classifier answers its label per row
+
+
+def output_datatype(model: TabularModel) -> str:
+    """The output tensor's datatype: the value (FP32), or a classifier's label (BYTES)."""
+    return LABEL_DATATYPE if model.is_classifier else OUTPUT_DATATYPE
 
 
 class TabularTensors:
@@ -36,7 +42,7 @@ class TabularTensors:
         names = list(model.schema.names)
         return {
             "inputs": [{"name": MATRIX_INPUT, "datatype": "FP32", "shape": [-1, len(names)]}],
-            "outputs": [{"name": model.output_name, "datatype": OUTPUT_DATATYPE,
+            "outputs": [{"name": model.output_name, "datatype": output_datatype(model),
                          "shape": [-1, 1]}],
             "parameters": {"features": names, "input_datatypes": list(INPUT_DATATYPES)},
         }
@@ -64,7 +70,8 @@ class TabularTensors:
         if problems:
             raise BadRequest.of(problems)
         values = [row.value for row in rows]
-        return [output_tensor(model.output_name, OUTPUT_DATATYPE, [len(values), 1], values)]
+        return [output_tensor(model.output_name, output_datatype(model), [len(values), 1],
+                              values)]
 
 
 def records_from_tensors(inputs: tuple[Tensor, ...], schema: TabularSchema
