@@ -50,10 +50,21 @@ serve: $(RUNTIME_STAMP)
 		--port $(IMAGE_PORT) & \
 	wait
 
+# The Google provider's resource schema (npm, 32 MB packed), unpacked once for
+# tests/unit/test_terraform_provider_schema.py to compare its vendored argument names with.
+PROVIDER_GOOGLE_VERSION := 16.12.1
+PROVIDER_GOOGLE := node_modules/.cache/cdktf-provider-google-$(PROVIDER_GOOGLE_VERSION)
+$(PROVIDER_GOOGLE)/package.json: | $(NODE_STAMP)
+	mkdir -p $(PROVIDER_GOOGLE)
+	cd $(dir $(PROVIDER_GOOGLE)) && npm pack --silent @cdktf/provider-google@$(PROVIDER_GOOGLE_VERSION) \
+		&& tar -xzf cdktf-provider-google-$(PROVIDER_GOOGLE_VERSION).tgz --strip-components=1 \
+			-C cdktf-provider-google-$(PROVIDER_GOOGLE_VERSION) \
+		&& rm cdktf-provider-google-$(PROVIDER_GOOGLE_VERSION).tgz
+
 # pytest-xdist: one worker per CPU; a module's tests may run on either worker.
 PYTEST_WORKERS ?= auto
-test: lint $(NODE_STAMP)
-	$(BIN)/python -m pytest -n $(PYTEST_WORKERS)
+test: lint $(NODE_STAMP) $(PROVIDER_GOOGLE)/package.json
+	CDKTF_PROVIDER_GOOGLE=$(abspath $(PROVIDER_GOOGLE)) $(BIN)/python -m pytest -n $(PYTEST_WORKERS)
 
 lint: $(DEV_STAMP)
 	$(BIN)/ruff check .
