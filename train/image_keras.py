@@ -14,7 +14,6 @@ import contextlib
 import io
 import json
 import os
-import platform
 import socket
 import tempfile
 import warnings
@@ -25,7 +24,6 @@ from typing import Any
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # before TensorFlow loads: hide INFO/WARN
 
-import ai_edge_litert
 import keras
 import numpy as np
 import tensorflow as tf
@@ -33,6 +31,7 @@ from PIL import Image, UnidentifiedImageError
 
 from modelserve import contract
 from modelserve.contract import ACTIVATION_NONE
+from train.frameworks import versions
 from train.image_import import (
     DEFAULT_FILTER,
     FLOAT_MEAN,
@@ -280,17 +279,6 @@ def keras_provenance(options: KerasOptions, labels_source: str,
         "seed": options.seed,
         "frameworks": versions(),
         "command": command,
-    }
-
-
-def versions() -> dict[str, str]:
-    """Versions of the frameworks that built and converted the model."""
-    return {
-        "python": platform.python_version(),
-        "tensorflow": tf.__version__,
-        "keras": keras.__version__,
-        "numpy": np.__version__,
-        "ai_edge_litert": getattr(ai_edge_litert, "__version__", "unknown"),
     }
 
 

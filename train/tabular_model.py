@@ -11,7 +11,6 @@ from __future__ import annotations
 import contextlib
 import io
 import os
-import platform
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,7 +18,6 @@ from typing import Any
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # before TensorFlow loads: hide INFO/WARN
 
-import ai_edge_litert
 import keras
 import numpy as np
 import pandas as pd
@@ -27,6 +25,7 @@ import tensorflow as tf
 from ai_edge_litert.interpreter import Interpreter
 
 from modelserve.contract import TASK_CLASSIFICATION
+from train import frameworks
 
 HIDDEN_UNITS = (64, 64)
 LEARNING_RATE = 1e-3
@@ -263,16 +262,9 @@ def check_user_model(model: keras.Model, features: Sequence[str], outputs: int,
                          f"task, which needs (None, {outputs})")
 
 
-def versions() -> dict[str, Any]:
-    """Versions of the frameworks that trained and converted the model."""
-    return {
-        "python": platform.python_version(),
-        "tensorflow": tf.__version__,
-        "keras": keras.__version__,
-        "numpy": np.__version__,
-        "pandas": pd.__version__,
-        "ai_edge_litert": getattr(ai_edge_litert, "__version__", "unknown"),
-    }
+def versions() -> dict[str, str]:
+    """Versions of the frameworks that trained and converted the model, pandas included."""
+    return frameworks.versions(pandas=pd.__version__)
 
 
 def _dataset(
