@@ -12,7 +12,7 @@ MPG_PORT ?= 8080
 IMAGE_PORT ?= 8081
 FUNCTION := $(BIN)/functions-framework --source functions/main.py --host $(HOST)
 
-.PHONY: install serve test lint models bench checkov clean
+.PHONY: install bytecode serve test lint models bench checkov clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -37,10 +37,17 @@ $(NODE_STAMP): package.json package-lock.json
 
 install: $(DEV_STAMP)
 
+# The project's own modules compiled once, as pip compiles what it installs: with
+# PYTHONDONTWRITEBYTECODE set (as on these machines), every function process, server and
+# training subprocess would otherwise compile functions/ from source at start (measured:
+# +26 ms on predict_mpg's cold start, +36 ms on classify_image's). Only changed files recompile.
+bytecode: $(RUNTIME_STAMP)
+	$(BIN)/python -m compileall -q functions train benchmarks tests
+
 # THREADS as deployed: each function's declaration (modelserve/declarations.py). predict_mpg
 # starts first and never waits for classify_image's one-time model step (scripts/image-model.sh).
 THREADS_OF = $(BIN)/python -m modelserve.declarations threads
-serve: $(RUNTIME_STAMP)
+serve: bytecode
 	@echo "predict_mpg on http://$(HOST):$(MPG_PORT)  classify_image on http://$(HOST):$(IMAGE_PORT)"
 	@trap 'kill $$(jobs -p) 2>/dev/null' INT TERM EXIT; \
 	THREADS=$${THREADS:-$$($(THREADS_OF) predict_mpg)} $(FUNCTION) --target predict_mpg \
@@ -63,7 +70,7 @@ $(PROVIDER_GOOGLE)/package.json: | $(NODE_STAMP)
 
 # pytest-xdist: one worker per CPU; a module's tests may run on either worker.
 PYTEST_WORKERS ?= auto
-test: lint $(NODE_STAMP) $(PROVIDER_GOOGLE)/package.json
+test: lint bytecode $(NODE_STAMP) $(PROVIDER_GOOGLE)/package.json
 	CDKTF_PROVIDER_GOOGLE=$(abspath $(PROVIDER_GOOGLE)) $(BIN)/python -m pytest -n $(PYTEST_WORKERS)
 
 lint: $(DEV_STAMP)
@@ -86,7 +93,7 @@ SHARED ?= $(abspath ../shared)
 # lesson and the peers (BentoML, LitServe), and gs:// cold starts against the Cloud Storage
 # emulator (~9 min; the first run also creates the peers' environments under benchmarks/.work,
 # once). BENCH_ARGS=--quick for a smoke run without the peers; BENCH_ARGS=--no-peers to skip them.
-bench: $(DEV_STAMP)
+bench: $(DEV_STAMP) bytecode
 	SHARED_IMAGES="$${SHARED_IMAGES:-$(SHARED)/images}" \
 	IMAGENET_TFLITE="$${IMAGENET_TFLITE:-$(SHARED)/models/mobilenet_v2_imagenet_quant/mobilenet_v2_1.0_224_quant.tflite}" \
 	$(BIN)/python -m benchmarks.run $(BENCH_ARGS)

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import fcntl
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -21,14 +24,40 @@ def isolated_environment(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.fixture(scope="session")
-def colour_model_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def colour_model_root(tmp_path_factory: pytest.TempPathFactory, worker_id: str) -> Path:
     """The tests' own colour classifier (tests/colour_classifier.py), built once per run.
 
     Its model root (`<bucket>/image`, LATEST and one version) is shared: treat it as read-only
-    and copy it (tests.helpers.copy_model) to change anything.
+    and copy it (tests.helpers.copy_model) to change anything. Under pytest-xdist the first
+    worker that needs it builds it in the run's shared temporary folder; the others wait and
+    reuse it (each build imports TensorFlow: seconds per worker).
     """
     pytest.importorskip("tensorflow", reason="the colour classifier is built with TensorFlow "
                         "(pyproject.toml dev group)")
     from tests.colour_classifier import export_bucket
 
-    return export_bucket(tmp_path_factory.mktemp("colour-model"))
+    if worker_id == "master":  # no xdist: this process is the run
+        return export_bucket(tmp_path_factory.mktemp("colour-model"))
+    shared = tmp_path_factory.getbasetemp().parent / "colour-model"
+    done = shared / "built"
+    with _exclusive(shared.with_name("colour-model.lock")):
+        if not done.is_file():
+            done.write_text(str(export_bucket(shared)))
+    return Path(done.read_text())
+
+
+@contextmanager
+def _exclusive(lock_path: Path) -> Iterator[None]:
+    """Hold an exclusive lock on `lock_path` (other xdist workers wait on it)."""
+    with open(lock_path, "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The slow tests first, so that pytest-xdist starts the longest work at once instead of
+    leaving it for the end of the run (the order within each group is kept)."""
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)

@@ -24,6 +24,8 @@ TIMEOUT_S = 900
 SKIP_COMMENT = re.compile(r"checkov:skip=([A-Z0-9_]+)(?::(.*))?")
 MIN_REASON_CHARS = 30
 
+pytestmark = pytest.mark.slow  # the first run creates Checkov's virtual environment
+
 
 @functools.cache
 def scan() -> dict[str, Any]:
