@@ -68,10 +68,13 @@ $(PROVIDER_GOOGLE)/package.json: | $(NODE_STAMP)
 			-C cdktf-provider-google-$(PROVIDER_GOOGLE_VERSION) \
 		&& rm cdktf-provider-google-$(PROVIDER_GOOGLE_VERSION).tgz
 
-# pytest-xdist: one worker per CPU; a module's tests may run on either worker.
-PYTEST_WORKERS ?= auto
+# pytest-xdist: two workers per CPU, since many tests wait on a real server or subprocess;
+# each test file runs whole on one worker (its module fixtures, e.g. a training, built once),
+# and the files of slow tests are handed out first (tests/conftest.py).
+PYTEST_WORKERS ?= $(shell expr 2 \* $$(nproc))
 test: lint bytecode $(NODE_STAMP) $(PROVIDER_GOOGLE)/package.json
-	CDKTF_PROVIDER_GOOGLE=$(abspath $(PROVIDER_GOOGLE)) $(BIN)/python -m pytest -n $(PYTEST_WORKERS)
+	CDKTF_PROVIDER_GOOGLE=$(abspath $(PROVIDER_GOOGLE)) $(BIN)/python -m pytest \
+		-n $(PYTEST_WORKERS) --dist loadfile
 
 lint: $(DEV_STAMP)
 	$(BIN)/ruff check .

@@ -58,6 +58,8 @@ def _exclusive(lock_path: Path) -> Iterator[None]:
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """The slow tests first, so that pytest-xdist starts the longest work at once instead of
-    leaving it for the end of the run (the order within each group is kept)."""
-    items.sort(key=lambda item: item.get_closest_marker("slow") is None)
+    """The files that hold slow tests first, so that pytest-xdist starts the longest work at
+    once instead of leaving it for the end of the run. Each file's tests stay together and in
+    order (a module fixture is built once)."""
+    slow_files = {item.path for item in items if item.get_closest_marker("slow")}
+    items.sort(key=lambda item: item.path not in slow_files)
