@@ -27,8 +27,9 @@ from tests.colour_classifier import LABELS
 from tests.helpers import REPO_ROOT
 from train import bucket
 
-SMALL = ("--alpha", "0.35", "--size", "96")
-SIZE = 96
+SIZE = 32  # MobileNetV2's smallest input: the exports below need no ImageNet-sized input
+SMALL = ("--alpha", "0.35", "--size", str(SIZE))
+IMAGENET_SIZE = ("--alpha", "0.35", "--size", "96")  # a size ImageNet weights exist for
 TRAIN_TIMEOUT_S = 300
 WEIGHTS_HOST = ("storage.googleapis.com", 443)
 KERAS_NOISE = "ignore::DeprecationWarning:keras"  # numpy 2 copy= notices from keras internals
@@ -48,7 +49,7 @@ def representative(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def peaked_weights(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A MobileNetV2 0.35/96 weights file whose answers differ from class to class.
+    """A MobileNetV2 0.35/32 weights file whose answers differ from class to class.
 
     Untrained weights answer exactly 1/1000 everywhere (activations vanish through the blocks),
     so their parity is trivially perfect. Here BatchNorm statistics come from one batch of
@@ -123,7 +124,7 @@ Export = Callable[[str], tuple[Path, str]]
 
 @pytest.fixture(scope="module")
 def keras_exports(tmp_path_factory: pytest.TempPathFactory, representative: Path) -> Export:
-    """Untrained MobileNetV2 0.35/96 exported as none or int8, once each (lazily): a function
+    """Untrained MobileNetV2 0.35/32 exported as none or int8, once each (lazily): a function
     answering (model root, stdout) for a quantize mode."""
     done: dict[str, tuple[Path, str]] = {}
 
@@ -237,7 +238,7 @@ def test_imagenet_weights_offline_fail_fast_with_a_hint(tmp_path: Path) -> None:
         pytest.skip(f"{WEIGHTS_HOST[0]} is reachable: this test is for offline machines")
     except OSError:
         pass
-    result = run_train("keras", "--weights", "imagenet", *SMALL,
+    result = run_train("keras", "--weights", "imagenet", *IMAGENET_SIZE,
                        "--bucket", str(tmp_path / "bucket"),
                        env={"KERAS_HOME": str(tmp_path / "keras")})  # no cached weights
     assert result.returncode == 2
