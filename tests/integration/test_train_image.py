@@ -1,50 +1,33 @@
 """python -m train.image: import a classifier, export Keras MobileNetV2, serve both.
 
 Nothing here needs ../shared: the import is tried on the tests' colour classifier. The import
-of the shared ImageNet model itself is tested in test_train_image_import.py.
+of the shared ImageNet model itself is tested in test_train_image_import.py; the int8 export
+and the offline ImageNet case in test_train_image_int8.py.
 """
 
 from __future__ import annotations
 
-import json
 import os
-import socket
-import subprocess
-import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pytest
 from PIL import Image
 
-from modelserve.app import build_endpoint
 from modelserve.contract import sha256_file
-from modelserve.declarations import declaration
-from modelserve.tasks.image_classification import ImageModel
 from tests.colour_classifier import LABELS
-from tests.helpers import REPO_ROOT
+from tests.keras_exports import (
+    KERAS_NOISE,
+    SIZE,
+    SMALL,
+    keras_export,
+    manifest_of,
+    nothing_published,
+    run_train,
+    serve,
+)
 from train import bucket
-
-SIZE = 32  # MobileNetV2's smallest input: the exports below need no ImageNet-sized input
-SMALL = ("--alpha", "0.35", "--size", str(SIZE))
-IMAGENET_SIZE = ("--alpha", "0.35", "--size", "96")  # a size ImageNet weights exist for
-TRAIN_TIMEOUT_S = 300
-WEIGHTS_HOST = ("storage.googleapis.com", 443)
-KERAS_NOISE = "ignore::DeprecationWarning:keras"  # numpy 2 copy= notices from keras internals
-@pytest.fixture(scope="module")
-def representative(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Four small generated images in mixed sizes, modes and formats."""
-    folder = tmp_path_factory.mktemp("representative")
-    rng = np.random.default_rng(7)
-    for index, (mode, suffix) in enumerate(
-        [("RGB", ".png"), ("L", ".png"), ("RGBA", ".png"), ("RGB", ".jpg")]
-    ):
-        blobs = rng.integers(0, 256, (5, 7, 3), dtype=np.uint8)
-        image = Image.fromarray(blobs).resize((70 + 10 * index, 50), Image.Resampling.BICUBIC)
-        image.convert(mode).save(folder / f"sample_{index}{suffix}")
-    return folder
 
 
 @pytest.fixture(scope="module")
@@ -70,30 +53,6 @@ def peaked_weights(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("weights") / "peaked.weights.h5"
     model.save_weights(path)
     return path
-
-
-def run_train(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
-    """`python -m train.image ARGS` from the repository root."""
-    return subprocess.run(
-        [sys.executable, "-m", "train.image", *args],
-        cwd=REPO_ROOT, capture_output=True, text=True, timeout=TRAIN_TIMEOUT_S,
-        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", **(env or {})},
-    )
-
-
-def serve(model_root: Path, cache: Path) -> ImageModel:
-    """The model LATEST names, loaded by the serving code exactly as classify_image loads it."""
-    environ = {"IMAGE_MODEL_URI": str(model_root), "MODEL_CACHE_DIR": str(cache)}
-    return build_endpoint(declaration("classify_image"), environ).model.get()
-
-
-def manifest_of(model_root: Path) -> dict[str, Any]:
-    return json.loads((model_root / bucket.read_latest(model_root) / "manifest.json").read_text())
-
-
-def nothing_published(model_root: Path) -> bool:
-    """No version folder and no LATEST (an empty model folder may remain)."""
-    return not model_root.exists() or not any(model_root.iterdir())
 
 
 # --- import (no ImageNet: the tests' colour classifier) ------------------------------------
@@ -123,19 +82,16 @@ Export = Callable[[str], tuple[Path, str]]
 
 
 @pytest.fixture(scope="module")
-def keras_exports(tmp_path_factory: pytest.TempPathFactory, representative: Path) -> Export:
-    """Untrained MobileNetV2 0.35/32 exported as none or int8, once each (lazily): a function
-    answering (model root, stdout) for a quantize mode."""
+def keras_exports(tmp_path_factory: pytest.TempPathFactory) -> Export:
+    """Untrained MobileNetV2 0.35/32 exported without quantization, once (lazily): a function
+    answering (model root, stdout) for a quantize mode. The int8 export is in
+    test_train_image_int8.py."""
     done: dict[str, tuple[Path, str]] = {}
 
     def export(quantize: str) -> tuple[Path, str]:
         if quantize not in done:
-            root = tmp_path_factory.mktemp(f"keras-{quantize}") / "bucket"
-            extra = ("--representative", str(representative)) if quantize == "int8" else ()
-            result = run_train("keras", "--weights", "none", *SMALL, "--quantize", quantize,
-                               *extra, "--bucket", str(root))
-            assert result.returncode == 0, result.stdout + result.stderr
-            done[quantize] = (root / "image", result.stdout)
+            done[quantize] = keras_export(tmp_path_factory.mktemp(f"keras-{quantize}"),
+                                          "--quantize", quantize)
         return done[quantize]
 
     return export
@@ -163,21 +119,6 @@ def test_keras_export_passes_parity_and_serves_probabilities(
     assert probabilities.shape == (1000,)
     assert probabilities.sum() == pytest.approx(1.0, abs=1e-3)
     assert model.top(Image.new("RGB", (50, 50)), 1)[0]["label"].startswith("class_")
-
-
-@pytest.mark.slow
-def test_keras_int8_export_records_parity_and_serves(keras_exports: Export, tmp_path: Path) -> None:
-    model_root, _ = keras_exports("int8")
-    manifest = manifest_of(model_root)
-    metrics = manifest["metrics"]
-    assert metrics["parity_samples"] == 4  # the representative images
-    assert metrics["parity_top1_agreement"] >= 0.75
-    assert metrics["parity_max_prob_diff"] >= 0 and metrics["parity_max_prob_diff_limit"] is None
-    assert manifest["input"]["dtype"] == "uint8" and manifest["output"]["dtype"] == "uint8"
-    assert manifest["input"]["quantization"]["scale"] > 0
-    assert manifest["training"]["representative"]["images"] == 4
-    predictions = serve(model_root, tmp_path / "cache").top(Image.new("RGB", (96, 96)), 5)
-    assert len(predictions) == 5
 
 
 @pytest.mark.slow
@@ -228,21 +169,4 @@ def test_a_failed_parity_check_publishes_nothing(
                        "--bucket", str(tmp_path / "bucket"), "--quiet"])
     assert code == 1
     assert "parity check failed, nothing exported" in capsys.readouterr().err
-    assert nothing_published(tmp_path / "bucket" / "image")
-
-
-@pytest.mark.slow
-def test_imagenet_weights_offline_fail_fast_with_a_hint(tmp_path: Path) -> None:
-    try:
-        socket.create_connection(WEIGHTS_HOST, timeout=3).close()
-        pytest.skip(f"{WEIGHTS_HOST[0]} is reachable: this test is for offline machines")
-    except OSError:
-        pass
-    result = run_train("keras", "--weights", "imagenet", *IMAGENET_SIZE,
-                       "--bucket", str(tmp_path / "bucket"),
-                       env={"KERAS_HOME": str(tmp_path / "keras")})  # no cached weights
-    assert result.returncode == 2
-    assert "Could not download the ImageNet weights for MobileNetV2 (no network?)" in result.stderr
-    assert "python -m train.image import --tflite PATH --labels PATH" in result.stderr
-    assert "Traceback" not in result.stderr + result.stdout
     assert nothing_published(tmp_path / "bucket" / "image")
