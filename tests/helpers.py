@@ -10,6 +10,7 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
 import requests
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -17,6 +18,8 @@ FUNCTIONS_MAIN = REPO_ROOT / "functions" / "main.py"
 COMMITTED_BUCKET = REPO_ROOT / "model_bucket"
 LESSON_REQUEST = {"cylinders": 8, "displacement": 300, "horsepower": 78, "weight": 3500,
                   "acceleration": 20, "year": 76, "origin": 1}
+# Where Keras downloads the ImageNet weights from: the offline tests need it unreachable.
+WEIGHTS_HOST = ("storage.googleapis.com", 443)
 START_TIMEOUT_S = 60.0
 
 
@@ -122,3 +125,13 @@ def process_tree_rss_mb(root_pid: int) -> float:
             if line.startswith("VmRSS:"):
                 total_kb += int(line.split()[1])
     return total_kb / 1024
+
+
+def skip_unless_weights_offline() -> None:
+    """Skip the calling test when Keras could download the ImageNet weights (it is for offline
+    machines, where the download must fail fast with a clear message)."""
+    try:
+        socket.create_connection(WEIGHTS_HOST, timeout=3).close()
+    except OSError:
+        return
+    pytest.skip(f"{WEIGHTS_HOST[0]} is reachable: this test is for offline machines")

@@ -24,7 +24,6 @@ SIZE = 32  # MobileNetV2's smallest input: the exports below need no ImageNet-si
 SMALL = ("--alpha", "0.35", "--size", str(SIZE))
 IMAGENET_SIZE = ("--alpha", "0.35", "--size", "96")  # a size ImageNet weights exist for
 TRAIN_TIMEOUT_S = 300
-WEIGHTS_HOST = ("storage.googleapis.com", 443)
 KERAS_NOISE = "ignore::DeprecationWarning:keras"  # numpy 2 copy= notices from keras internals
 
 

@@ -8,7 +8,6 @@ pytest-xdist can run these beside it.
 from __future__ import annotations
 
 import json
-import socket
 import time
 from pathlib import Path
 
@@ -16,12 +15,9 @@ import pytest
 from PIL import Image
 
 from tests.digits import SIZE, run_finetune, write_digits
-from tests.helpers import latest_version
+from tests.helpers import latest_version, skip_unless_weights_offline
 
 pytestmark = pytest.mark.slow
-
-WEIGHTS_HOST = ("storage.googleapis.com", 443)
-
 
 def test_a_local_weights_file_trains_a_frozen_base_then_its_top_layers(
         tmp_path: Path) -> None:
@@ -55,11 +51,7 @@ def test_a_local_weights_file_trains_a_frozen_base_then_its_top_layers(
 
 
 def test_imagenet_weights_offline_fail_fast_with_a_message(tmp_path: Path) -> None:
-    try:
-        socket.create_connection(WEIGHTS_HOST, timeout=3).close()
-        pytest.skip(f"{WEIGHTS_HOST[0]} is reachable: this test is for offline machines")
-    except OSError:
-        pass
+    skip_unless_weights_offline()
     photos = tmp_path / "photos"
     for label, value in (("dark", 20), ("light", 230)):
         for index in range(2):

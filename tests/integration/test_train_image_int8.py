@@ -4,15 +4,14 @@ ImageNet weights on an offline machine. The float exports are in test_train_imag
 
 from __future__ import annotations
 
-import socket
 from pathlib import Path
 
 import pytest
 from PIL import Image
 
+from tests.helpers import skip_unless_weights_offline
 from tests.keras_exports import (
     IMAGENET_SIZE,
-    WEIGHTS_HOST,
     keras_export,
     manifest_of,
     nothing_published,
@@ -41,11 +40,7 @@ def test_keras_int8_export_records_parity_and_serves(tmp_path: Path) -> None:
 
 @pytest.mark.slow
 def test_imagenet_weights_offline_fail_fast_with_a_hint(tmp_path: Path) -> None:
-    try:
-        socket.create_connection(WEIGHTS_HOST, timeout=3).close()
-        pytest.skip(f"{WEIGHTS_HOST[0]} is reachable: this test is for offline machines")
-    except OSError:
-        pass
+    skip_unless_weights_offline()
     result = run_train("keras", "--weights", "imagenet", *IMAGENET_SIZE,
                        "--bucket", str(tmp_path / "bucket"),
                        env={"KERAS_HOME": str(tmp_path / "keras")})  # no cached weights
