@@ -8,7 +8,6 @@ and the offline ImageNet case in test_train_image_int8.py.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -78,30 +77,18 @@ def test_labels_that_do_not_fit_are_refused_and_nothing_is_written(
 
 # --- keras (TensorFlow: slow) ---------------------------------------------------------------
 
-Export = Callable[[str], tuple[Path, str]]
-
-
 @pytest.fixture(scope="module")
-def keras_exports(tmp_path_factory: pytest.TempPathFactory) -> Export:
-    """Untrained MobileNetV2 0.35/32 exported without quantization, once (lazily): a function
-    answering (model root, stdout) for a quantize mode. The int8 export is in
-    test_train_image_int8.py."""
-    done: dict[str, tuple[Path, str]] = {}
-
-    def export(quantize: str) -> tuple[Path, str]:
-        if quantize not in done:
-            done[quantize] = keras_export(tmp_path_factory.mktemp(f"keras-{quantize}"),
-                                          "--quantize", quantize)
-        return done[quantize]
-
-    return export
+def float_export(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
+    """Untrained MobileNetV2 0.35/32 exported without quantization, once for the module: its
+    model root and the command's stdout. The int8 export is in test_train_image_int8.py."""
+    return keras_export(tmp_path_factory.mktemp("keras-none"), "--quantize", "none")
 
 
 @pytest.mark.slow
 def test_keras_export_passes_parity_and_serves_probabilities(
-    keras_exports: Export, tmp_path: Path
+    float_export: tuple[Path, str], tmp_path: Path
 ) -> None:
-    model_root, stdout = keras_exports("none")
+    model_root, stdout = float_export
     manifest = manifest_of(model_root)
     metrics = manifest["metrics"]
     assert metrics["parity_samples"] == 8
@@ -156,13 +143,13 @@ def test_keras_export_from_a_weights_file_matches_keras_through_the_serving_code
 @pytest.mark.slow
 @pytest.mark.filterwarnings(KERAS_NOISE)
 def test_a_failed_parity_check_publishes_nothing(
-    peaked_weights: Path, keras_exports: Export, tmp_path: Path,
+    peaked_weights: Path, float_export: tuple[Path, str], tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     from train import image, image_keras
 
     # The "conversion" hands back the untrained model's .tflite: it cannot answer like Keras.
-    untrained = keras_exports("none")[0]
+    untrained = float_export[0]
     wrong = (untrained / bucket.read_latest(untrained) / "model.tflite").read_bytes()
     monkeypatch.setattr(image_keras, "convert", lambda *_args: wrong)
     code = image.main(["keras", "--weights", str(peaked_weights), *SMALL,
