@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
 from typing import Any, Generic
@@ -22,8 +23,7 @@ from .http import (
 )
 from .logs import get_logger, log_line, milliseconds, trace_fields
 from .pages import page_response, wants_html
-from .protocols import remote_function, tensor_adapter
-from .protocols.oip import OpenInference, is_protocol_path
+from .protocols import is_protocol_path, open_inference, remote_function
 from .runtime import LazyModel
 from .tasks.base import M, Task
 
@@ -44,10 +44,14 @@ class Endpoint(Generic[M]):
         # Lives for the whole instance: loaded on the first request that needs it.
         self.model: LazyModel[M] = LazyModel(settings.model_uri, self._load,
                                              settings.load_retry_max_seconds)
-        # The envelopes beside the own API (protocols/): /v2 for every function, BigQuery's
-        # remote-function calls on POST / of a tabular one (None otherwise).
-        self.inference = OpenInference(self.name, tensor_adapter(task))
+        # The envelopes beside the own API (protocols/): /v2 for every function (`inference`,
+        # built on first use), BigQuery's remote-function calls on POST / of a tabular one.
         self.remote = remote_function(task)
+
+    @functools.cached_property  # its lock makes the first /v2 requests build it once
+    def inference(self) -> Any:
+        """The Open Inference Protocol (protocols.oip.OpenInference) for this function."""
+        return open_inference(self.name, self.task)
 
     def handle(self, request: flask.Request) -> flask.Response:
         """Route a request and always answer JSON: an answer or the error envelope."""

@@ -17,8 +17,25 @@ from ..declarations import TABULAR
 from ..errors import Problem
 from ..schema import MAX_PROBLEMS
 
+OIP_PREFIX = "/v2"
 _TENSOR_ADAPTERS = {"tabular": ("oip_tabular", "TabularTensors"),
                     "image": ("oip_image", "ImageTensors")}
+
+
+def is_protocol_path(path: str) -> bool:
+    """True for the paths the Open Inference Protocol owns: /v2 and everything under it."""
+    return path == OIP_PREFIX or path.startswith(OIP_PREFIX + "/")
+
+
+def open_inference(function: str, task: Any) -> Any:
+    """The Open Inference Protocol for a task (protocols.oip.OpenInference).
+
+    Called on a function's first /v2 request, so that its modules (tensor parsing, the
+    protocol's routes) are not imported on a cold start that serves only the own API.
+    """
+    from .oip import OpenInference
+
+    return OpenInference(function, tensor_adapter(task))
 
 
 def tensor_adapter(task: Any) -> Any:

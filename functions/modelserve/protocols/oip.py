@@ -20,10 +20,10 @@ from ..config import Settings
 from ..errors import AppError, BadRequest, MethodNotAllowed, NotFound, UnsupportedMediaType
 from ..http import escape_for_message, json_response, preflight_headers
 from ..runtime import LazyModel
+from . import OIP_PREFIX as PREFIX
 from .openapi import add_inference_paths
 from .tensors import HEADER_LENGTH, parse_infer_request
 
-PREFIX = "/v2"
 SERVER_NAME = "modelserve"
 SERVER_VERSION = "1"
 EXTENSIONS = ("binary_tensor_data",)
@@ -33,11 +33,6 @@ _READ = ("GET", "OPTIONS")
 _POST = ("POST", "OPTIONS")
 # An infer body is JSON, or JSON then binary tensors; tritonclient sends no Content-Type.
 _INFER_MEDIA_TYPES = ("application/json", "application/octet-stream")
-
-
-def is_protocol_path(path: str) -> bool:
-    """True for the paths this protocol owns: /v2 and everything under it."""
-    return path == PREFIX or path.startswith(PREFIX + "/")
 
 
 @dataclass(frozen=True)
