@@ -8,8 +8,11 @@ Adding a function is a declaration in modelserve/declarations.py and an entry in
 map of functions; its entry point appears here by itself.
 """
 
-from modelserve.app import entry_points
+from modelserve.startup import collector_paused
 
 # Instance-wide: the function this process serves is built (its settings read) at import;
 # its model loads on the first request that needs it.
-globals().update(entry_points())
+with collector_paused():
+    from modelserve.app import entry_points
+
+    globals().update(entry_points())
