@@ -44,17 +44,20 @@ install: $(DEV_STAMP)
 bytecode: $(RUNTIME_STAMP)
 	$(BIN)/python -m compileall -q functions train benchmarks tests
 
-# THREADS as deployed: each function's declaration (modelserve/declarations.py). predict_mpg
-# starts first and never waits for classify_image's one-time model step (scripts/image-model.sh).
-THREADS_OF = $(BIN)/python -m modelserve.declarations threads
+# THREADS and WORKERS as deployed: each function's declaration (modelserve/declarations.py).
+# predict_mpg starts first and never waits for classify_image's one-time model step
+# (scripts/image-model.sh).
+RULE_OF = $(BIN)/python -m modelserve.declarations
 serve: bytecode
 	@echo "predict_mpg on http://$(HOST):$(MPG_PORT)  classify_image on http://$(HOST):$(IMAGE_PORT)"
 	@trap 'kill $$(jobs -p) 2>/dev/null' INT TERM EXIT; \
-	THREADS=$${THREADS:-$$($(THREADS_OF) predict_mpg)} $(FUNCTION) --target predict_mpg \
-		--port $(MPG_PORT) & \
+	THREADS=$${THREADS:-$$($(RULE_OF) threads predict_mpg)} \
+	WORKERS=$${WORKERS:-$$($(RULE_OF) workers predict_mpg)} \
+		$(FUNCTION) --target predict_mpg --port $(MPG_PORT) & \
 	scripts/image-model.sh $(BIN); \
-	THREADS=$${THREADS:-$$($(THREADS_OF) classify_image)} $(FUNCTION) --target classify_image \
-		--port $(IMAGE_PORT) & \
+	THREADS=$${THREADS:-$$($(RULE_OF) threads classify_image)} \
+	WORKERS=$${WORKERS:-$$($(RULE_OF) workers classify_image)} \
+		$(FUNCTION) --target classify_image --port $(IMAGE_PORT) & \
 	wait
 
 # The Google provider's resource schema (npm, 32 MB packed), unpacked once for

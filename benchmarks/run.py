@@ -74,6 +74,7 @@ from benchmarks.servers import (
     function_spec,
     module_spec,
     recommended_threads,
+    recommended_workers,
 )
 from benchmarks.venvsize import install_sizes
 
@@ -208,18 +209,19 @@ def multipart_image(data: bytes) -> tuple[bytes, str]:
 
 
 def threads(target: str) -> dict[str, str]:
-    """THREADS for a function: the environment's if set (then every server shares it), else
-    the deployment's recommendation for this machine's CPUs."""
-    chosen = os.environ.get("THREADS") or recommended_threads(target, _cpus())
-    return {"THREADS": str(chosen)}
+    """THREADS and WORKERS for a function: the environment's if set (then every server shares
+    them), else the deployment's rule (its declaration) for this machine's CPUs."""
+    cpus = _cpus()
+    return {"THREADS": os.environ.get("THREADS") or str(recommended_threads(target, cpus)),
+            "WORKERS": os.environ.get("WORKERS") or str(recommended_workers(target, cpus))}
 
 
 def framework_default_threads() -> dict[str, str]:
-    return {"THREADS": str(FRAMEWORK_THREADS_PER_CPU * (os.cpu_count() or 1))}
+    return {"THREADS": str(FRAMEWORK_THREADS_PER_CPU * (os.cpu_count() or 1)), "WORKERS": "1"}
 
 
 def function_env(target: str, uri: str) -> dict[str, str]:
-    """The environment a function is measured with: its model URI and THREADS."""
+    """The environment a function is measured with: its model URI, THREADS and WORKERS."""
     return {URI_VARIABLES[target]: uri, **threads(target)}
 
 
@@ -252,8 +254,8 @@ def server_plan(mpg_root: Path, image_root: Path, photo: Path,
                 peers: dict[str, PeerEnvironment]) -> list[tuple[ServerSpec, bytes]]:
     """Every server to measure, with the request it is loaded with, in measuring order.
 
-    The floor runs with predict_mpg's THREADS, so the two differ only in the function's
-    work; context rows show both with functions-framework's default THREADS. Each function's
+    The floor runs with predict_mpg's THREADS and WORKERS, so the two differ only in the
+    function's work; context rows show both with functions-framework's defaults. Each function's
     peers follow it directly, so they meet the same load on the machine.
     """
     mpg_env = function_env(MPG, str(mpg_root))
@@ -445,7 +447,10 @@ def function_settings() -> str:
             f"predict_mpg {recommended_threads('predict_mpg', cpus)}, classify_image "
             f"{recommended_threads('classify_image', cpus)} (the deployment's rule, "
             "benchmarks/servers.py; the floor runs with predict_mpg's)"),
-        "WORKERS": env.get("WORKERS") or "1 (default)",
+        "WORKERS": env.get("WORKERS") or (
+            f"predict_mpg {recommended_workers('predict_mpg', cpus)}, classify_image "
+            f"{recommended_workers('classify_image', cpus)} (the deployment's rule; the floor "
+            "runs with predict_mpg's)"),
         "INTERPRETER_POOL_SIZE": env.get("INTERPRETER_POOL_SIZE") or f"0 = {cpus} (one per CPU)",
         "INTERPRETER_THREADS": env.get("INTERPRETER_THREADS") or "1 (default)",
         "LOG_LEVEL": env.get("LOG_LEVEL") or "INFO (default: a JSON line per request, to a file)",

@@ -45,6 +45,11 @@ def recommended_threads(target: str, cpus: int) -> int:
     return declaration(target).threads.for_cpus(cpus)
 
 
+def recommended_workers(target: str, cpus: int) -> int:
+    """WORKERS for the function `target` on an instance with `cpus` CPUs (its declaration's)."""
+    return declaration(target).workers.for_cpus(cpus)
+
+
 @dataclass(frozen=True)
 class ServerSpec:
     """One server under test: its command (`{port}` is filled in) and extra environment."""

@@ -292,7 +292,8 @@ resource "google_cloudfunctions2_function" "this" {
     all_traffic_on_latest_revision   = true
     service_account_email            = google_service_account.function[each.key].email
 
-    # THREADS: functions-framework runs gunicorn with this many threads; requests beyond them queue.
+    # THREADS / WORKERS: functions-framework runs gunicorn with this many threads in this many
+    # worker processes; requests beyond the threads queue.
     environment_variables = merge(
       local.common_environment,
       local.task_environment[each.value.task],
@@ -300,6 +301,7 @@ resource "google_cloudfunctions2_function" "this" {
       {
         (each.value.model_variable) = local.model_uri[each.key]
         THREADS                     = tostring(each.value.threads)
+        WORKERS                     = tostring(each.value.workers)
       },
     )
   }

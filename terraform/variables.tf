@@ -115,6 +115,7 @@ variable "functions" {
     available_cpu                    = string
     max_instance_request_concurrency = number
     threads                          = number
+    workers                          = optional(number, 1)
     min_instance_count               = number
     max_instance_count               = number
     timeout_seconds                  = number
@@ -132,7 +133,9 @@ variable "functions" {
     requests Cloud Run sends one instance at once; threads: functions-framework's gunicorn
     threads (THREADS), at most the concurrency: requests beyond it wait in gunicorn's queue
     instead of contending for the GIL (benchmarks/RESULTS.md; the declaration's rule:
-    predict_mpg 1, classify_image 2 per vCPU); min/max_instance_count: autoscaling bounds;
+    predict_mpg 1, classify_image 2 per vCPU); workers: gunicorn worker processes (WORKERS;
+    the declaration's rule: predict_mpg 1 per vCPU, classify_image 1, each worker holding its
+    own copy of the model); min/max_instance_count: autoscaling bounds;
     timeout_seconds: request timeout; environment: extra environment variables for this function.
     Sizes: LiteRT keeps predict-mpg near 110 MB resident (target peak <= 150 MB, so 256Mi) and
     classify-image below 250 MB (so 512Mi).
@@ -147,6 +150,7 @@ variable "functions" {
       available_cpu                    = "1"
       max_instance_request_concurrency = 8
       threads                          = 1 # GIL-bound: more threads only add lock hand-offs
+      workers                          = 1 # GIL-bound: one process per vCPU
       min_instance_count               = 0
       max_instance_count               = 10
       timeout_seconds                  = 60
@@ -163,6 +167,7 @@ variable "functions" {
       available_cpu                    = "1"
       max_instance_request_concurrency = 4
       threads                          = 2 # 2 per vCPU: one decodes while one invokes
+      workers                          = 1 # one process: its threads share the model
       min_instance_count               = 0
       max_instance_count               = 10
       timeout_seconds                  = 60
@@ -226,6 +231,10 @@ variable "functions" {
     error_message = "Each threads must be a whole number from 1 to max_instance_request_concurrency."
   }
   validation {
+    condition     = alltrue([for f in values(var.functions) : f.workers >= 1 && f.workers <= f.max_instance_request_concurrency && floor(f.workers) == f.workers])
+    error_message = "Each workers must be a whole number from 1 to max_instance_request_concurrency."
+  }
+  validation {
     # Cloud Run functions only serve concurrent requests on instances with at least one vCPU.
     condition     = alltrue([for f in values(var.functions) : f.max_instance_request_concurrency == 1 || tonumber(f.available_cpu) >= 1])
     error_message = "max_instance_request_concurrency above 1 needs available_cpu of at least 1."
@@ -243,8 +252,8 @@ variable "functions" {
   }
   validation {
     # These are set from other inputs; an override in `environment` would make them disagree.
-    condition     = alltrue([for f in values(var.functions) : length(setintersection(keys(f.environment), ["THREADS", f.model_variable, "GOOGLE_CLOUD_PROJECT"])) == 0])
-    error_message = "environment must not set THREADS (from threads), the function's own model_variable (from model_versions or model_version) or GOOGLE_CLOUD_PROJECT (from project_id)."
+    condition     = alltrue([for f in values(var.functions) : length(setintersection(keys(f.environment), ["THREADS", "WORKERS", f.model_variable, "GOOGLE_CLOUD_PROJECT"])) == 0])
+    error_message = "environment must not set THREADS (from threads), WORKERS (from workers), the function's own model_variable (from model_versions or model_version) or GOOGLE_CLOUD_PROJECT (from project_id)."
   }
 }
 

@@ -1,7 +1,8 @@
 """The functions this package deploys: one declaration each, the one place that lists them.
 
 A declaration names the entry point, the kind of task, the environment variable that names the
-model (and its default in the local bucket), the function's own limits and its THREADS policy.
+model (and its default in the local bucket), the function's own limits and its concurrency
+policy: gunicorn's THREADS and WORKERS.
 main.py binds one entry point per declaration; config.py reads exactly the variables a
 declaration uses; tests check Terraform's map of functions and the README against this list.
 
@@ -22,7 +23,11 @@ TASK_KINDS = (TABULAR, IMAGE)
 
 @dataclass(frozen=True)
 class Threads:
-    """functions-framework's THREADS for an instance: `fixed`, or `per_cpu` x its CPUs."""
+    """A count for an instance of `cpus` CPUs: `fixed`, or `per_cpu` x its CPUs.
+
+    As `threads`: functions-framework's THREADS (gunicorn threads per worker process); as
+    `workers` (the alias Workers): its WORKERS (gunicorn worker processes).
+    """
 
     fixed: int = 0
     per_cpu: int = 0
@@ -30,6 +35,10 @@ class Threads:
 
     def for_cpus(self, cpus: int) -> int:
         return self.fixed or self.per_cpu * max(1, cpus)
+
+
+Workers = Threads
+ONE_WORKER = Workers(fixed=1, reason="one process: its threads share the model")
 
 
 @dataclass(frozen=True)
@@ -48,6 +57,7 @@ class Declaration:
     title: str
     summary: str
     threads: Threads
+    workers: Workers = ONE_WORKER
     paths: tuple[str, ...] = ()
     limits: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
 
@@ -61,6 +71,8 @@ class Declaration:
                              "upper case and end in _MODEL_URI")
         if not self.threads.for_cpus(1) > 0:
             raise ValueError(f"{self.name}: THREADS must be at least 1")
+        if not self.workers.for_cpus(1) > 0:
+            raise ValueError(f"{self.name}: WORKERS must be at least 1")
 
 
 FUNCTIONS: tuple[Declaration, ...] = (
@@ -73,6 +85,7 @@ FUNCTIONS: tuple[Declaration, ...] = (
         summary="POST a car's seven attributes (or {\"instances\": [...]}) -> its predicted "
                 "miles per gallon.",
         threads=Threads(fixed=1, reason="GIL-bound: a second thread only adds lock hand-offs"),
+        workers=Workers(per_cpu=1, reason="GIL-bound: a process per CPU uses every CPU"),
         paths=("/api/mpg",),
     ),
     Declaration(
@@ -99,14 +112,17 @@ def declaration(name: str) -> Declaration:
 
 
 def _main(argv: list[str]) -> int:
-    """`python -m modelserve.declarations threads NAME`: NAME's THREADS on this machine."""
+    """`python -m modelserve.declarations threads|workers NAME`: NAME's THREADS or WORKERS on
+    this machine."""
     import os
     import sys
 
-    if len(argv) != 2 or argv[0] != "threads":
-        print("usage: python -m modelserve.declarations threads FUNCTION", file=sys.stderr)
+    if len(argv) != 2 or argv[0] not in ("threads", "workers"):
+        print("usage: python -m modelserve.declarations threads|workers FUNCTION",
+              file=sys.stderr)
         return 2
-    print(declaration(argv[1]).threads.for_cpus(len(os.sched_getaffinity(0))))
+    rule = getattr(declaration(argv[1]), argv[0])
+    print(rule.for_cpus(len(os.sched_getaffinity(0))))
     return 0
 
 

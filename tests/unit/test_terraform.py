@@ -37,6 +37,7 @@ TF_FILES = sorted(TF_DIR.glob("*.tf"))
 # Environment variables Terraform may set that modelserve.config does not read, and who reads them.
 PLATFORM_VARIABLES = {
     "THREADS": "functions-framework: gunicorn threads per instance (the `threads` field)",
+    "WORKERS": "functions-framework: gunicorn worker processes (the `workers` field)",
 }
 VERSION_EXAMPLE = "20261125T120000Z"
 EXPECTED_SIZING = {
@@ -384,17 +385,21 @@ def test_every_variable_terraform_sets_on_all_functions_is_common() -> None:
     assert {v.name for v in all_variables()} >= environment_names(local("common_environment"))
 
 
-def test_threads_come_from_the_threads_field() -> None:
+def test_threads_and_workers_come_from_their_fields() -> None:
     expression = function_resource()["service_config"][0]["environment_variables"]
     assert re.search(r"THREADS\s*=\s*tostring\(each\.value\.threads\)", expression)
+    assert re.search(r"WORKERS\s*=\s*tostring\(each\.value\.workers\)", expression)
+    assert re.search(r"\bworkers = optional\(number, 1\)", variables()["functions"]["type"])
 
 
 @pytest.mark.parametrize("name", EXPECTED_SIZING)
-def test_default_threads_follow_the_declared_rule(name: str) -> None:
+def test_default_threads_and_workers_follow_the_declared_rule(name: str) -> None:
     entry = function_defaults()[name]
     cpus = int(float(entry["available_cpu"]))
-    assert entry["threads"] == declaration(entry["entry_point"]).threads.for_cpus(cpus)
+    declared = declaration(entry["entry_point"])
+    assert entry["threads"] == declared.threads.for_cpus(cpus)
     assert entry["threads"] <= entry["max_instance_request_concurrency"]
+    assert entry["workers"] == declared.workers.for_cpus(cpus)
 
 
 def test_model_uris_pin_version_folders_in_the_model_bucket() -> None:
@@ -444,7 +449,7 @@ def test_models_are_named_only_in_the_map_of_functions() -> None:
 def test_environment_may_not_override_what_terraform_sets() -> None:
     (condition,) = [v["condition"] for v in variables()["functions"]["validation"]
                     if "keys(f.environment)" in v["condition"]]
-    assert '["THREADS", f.model_variable, "GOOGLE_CLOUD_PROJECT"]' in condition
+    assert '["THREADS", "WORKERS", f.model_variable, "GOOGLE_CLOUD_PROJECT"]' in condition
     model_variable = validation_regex("functions", "f.model_variable))")
     for function in FUNCTIONS:
         assert model_variable.fullmatch(function.model_variable), function.name
