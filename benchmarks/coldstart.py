@@ -25,7 +25,7 @@ import json
 import statistics
 import sys
 import tempfile
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -78,10 +78,13 @@ def model_uri(kind: str, root: Path) -> str:
 
 
 def cold_starts(
-    variants: dict[str, ServerSpec], request: bytes, starts: int, work: Path,
+    variants: dict[str, ServerSpec], request: bytes | Mapping[str, bytes], starts: int,
+    work: Path,
 ) -> tuple[dict[str, list[float]], dict[str, list[dict[str, float]]]]:
     """`starts` spawn-to-first-200 times of each variant, interleaved (the order rotates each
-    round), each with an empty MODEL_CACHE_DIR; and each start's cold-start log timings."""
+    round), each with an empty MODEL_CACHE_DIR; and each start's cold-start log timings.
+
+    `request` is the probe every variant answers, or each variant's own by name."""
     names = list(variants)
     seconds: dict[str, list[float]] = {name: [] for name in names}
     timings: dict[str, list[dict[str, float]]] = {name: [] for name in names}
@@ -94,8 +97,9 @@ def cold_starts(
             with tempfile.TemporaryDirectory(dir=work) as cache:
                 spec = variants[name]
                 fresh = dataclasses.replace(spec, env={**spec.env, "MODEL_CACHE_DIR": cache})
+                probe = request[name] if isinstance(request, Mapping) else request
                 with RunningServer(fresh, log) as server:
-                    seconds[name].append(server.start(request))
+                    seconds[name].append(server.start(probe))
             timings[name].append(cold_start_timings(log))
     return seconds, timings
 

@@ -6,8 +6,10 @@
 For each server (the load generator's yardstick, the empty function, predict_mpg,
 classify_image, the peers BentoML and LitServe serving the same .tflite files, and the
 lesson's two Keras servers): warm throughput and p50/p99 at 1 and 8 keep-alive connections,
-spawn-to-first-200 cold starts, and the peak memory of its process tree; then classify_image's
-in-process loop, the machine's compute limit (one such loop per CPU, in parallel), both
+spawn-to-first-200 cold starts (a function's and its peers' interleaved round by round after
+their head-to-head throughput rounds), and the peak memory of its process tree; then
+classify_image's in-process loop, the machine's compute limit (one such loop per CPU, in
+parallel), both
 functions' cold starts from gs:// (the Cloud Storage emulator) interleaved with cold starts
 from the local folder, and the install sizes. The peers run from their own virtual
 environments (benchmarks/peers/environments.py creates them once). Targets are printed as
@@ -35,7 +37,7 @@ from importlib import metadata
 from pathlib import Path
 
 from benchmarks import report
-from benchmarks.coldstart import URI_VARIABLES, bucket_against_local
+from benchmarks.coldstart import URI_VARIABLES, bucket_against_local, cold_starts
 from benchmarks.loadgen import DEFAULT_PROCESSES, http_post, run_load
 from benchmarks.measure import PeakMemory, tree_cpu_seconds
 from benchmarks.peers.environments import PEERS, PeerEnvironment, ensure
@@ -307,12 +309,14 @@ def _cpus() -> int:
 
 
 def measure_server(spec: ServerSpec, request: bytes, mode: Mode, work: Path,
-                   processes: int) -> ServerResult:
-    """Warm points on one instance (its start is the first cold start), then more cold starts."""
+                   processes: int, starts: int | None = None) -> ServerResult:
+    """Warm points on one instance (its start is the first cold start), then more cold starts
+    (`starts` in all; default: the mode's, one for context rows)."""
     result = ServerResult(spec.key, spec.label)
     logs = work / "logs"
     logs.mkdir(parents=True, exist_ok=True)
-    starts = 1 if spec.key in CONTEXT else mode.cold_starts
+    if starts is None:
+        starts = 1 if spec.key in CONTEXT else mode.cold_starts
     for attempt in range(starts):
         with tempfile.TemporaryDirectory(dir=work) as cache:
             fresh = dataclasses.replace(spec, env={**spec.env, "MODEL_CACHE_DIR": cache})
@@ -383,6 +387,19 @@ def head_to_head(plan: list[tuple[ServerSpec, bytes]], mode: Mode, work: Path,
     say("  head to head (8 conn): " + ", ".join(
         f"{key} {statistics.median(values):,.0f}" for key, values in rates.items()) + " req/s")
     return rates
+
+
+def rivals_cold_starts(plan: list[tuple[ServerSpec, bytes]], rounds: int,
+                       work: Path) -> dict[str, list[float]]:
+    """Cold starts of a function and its peers, interleaved round by round (the order
+    rotates), so that a target comparing them is not decided by when each was measured; each
+    with its own probe request and an empty model cache."""
+    variants = {spec.key: spec for spec, _ in plan}
+    seconds, _ = cold_starts(variants, {spec.key: request for spec, request in plan}, rounds,
+                             work)
+    say("  cold starts, interleaved: " + ", ".join(
+        f"{key} {statistics.median(values):.3f} s" for key, values in seconds.items()))
+    return seconds
 
 
 def inprocess_loop(image_root: Path, photo: Path, seconds: float) -> InProcess:
@@ -484,13 +501,19 @@ def main(argv: Sequence[str] | None = None) -> int:
                        if spec.key == target or spec.key in keys]
               for target, keys in PEER_SERVERS.items()}
     rounds = {}
+    rival_keys = {spec.key for group in rivals.values() for spec, _ in group}
     for spec, request in plan:
-        servers[spec.key] = measure_server(spec, request, mode, work, args.processes)
+        # A function and its peers: their cold starts beyond the first are interleaved below.
+        starts = 1 if peers and spec.key in rival_keys else None
+        servers[spec.key] = measure_server(spec, request, mode, work, args.processes, starts)
         requests[spec.key] = request
         group = next((target for target, keys in PEER_SERVERS.items() if spec.key in keys
                       and spec.key == keys[-1]), None)
         if peers and group is not None:  # the function's last peer is measured
             rounds.update(head_to_head(rivals[group], mode, work, args.processes))
+            interleaved = rivals_cold_starts(rivals[group], mode.cold_starts - 1, work)
+            for key, values in interleaved.items():
+                servers[key].cold_starts_s.extend(values)
         if spec.key == IMAGE:  # its floors right after it, before the machine's load drifts
             say("  in-process loop ...")
             inprocess = inprocess_loop(image_root, photo, mode.inprocess_s)
