@@ -17,7 +17,7 @@ import pytest
 
 from tests.helpers import REPO_ROOT
 
-QUICK_TIMEOUT_S = 420  # ~1 minute on a quiet 2-core machine; Keras servers start slowly
+QUICK_TIMEOUT_S = 420  # ~40 s on a quiet 2-core machine; Keras servers start slowly
 SERVERS = ("loadgen_ceiling", "floor", "predict_mpg", "minimal_mpg", "floor_default_threads",
            "predict_mpg_default_threads", "lesson_mpg", "classify_image", "lesson_image")
 MEASURED = tuple(key for key in SERVERS if key != "loadgen_ceiling")
