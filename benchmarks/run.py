@@ -9,9 +9,8 @@ lesson's two Keras servers): warm throughput and p50/p99 at 1 and 8 keep-alive c
 spawn-to-first-200 cold starts (a function's and its peers' interleaved round by round after
 their head-to-head throughput rounds), and the peak memory of its process tree; then
 classify_image's in-process loop, the machine's compute limit (one such loop per CPU, in
-parallel), both
-functions' cold starts from gs:// (the Cloud Storage emulator) interleaved with cold starts
-from the local folder, and the install sizes. The peers run from their own virtual
+parallel), both functions' cold starts from gs:// (the Cloud Storage emulator) interleaved
+with cold starts from the local folder, and the install sizes. The peers run from their own virtual
 environments (benchmarks/peers/environments.py creates them once). Targets are printed as
 PASS/FAIL ratios; nothing here fails on a missed target.
 """
@@ -213,7 +212,7 @@ def multipart_image(data: bytes) -> tuple[bytes, str]:
     return body, f"multipart/form-data; boundary={MULTIPART_BOUNDARY}"
 
 
-def threads(target: str) -> dict[str, str]:
+def concurrency(target: str) -> dict[str, str]:
     """THREADS and WORKERS for a function: the environment's if set (then every server shares
     them), else the deployment's rule (its declaration) for this machine's CPUs."""
     cpus = _cpus()
@@ -221,13 +220,14 @@ def threads(target: str) -> dict[str, str]:
             "WORKERS": os.environ.get("WORKERS") or str(recommended_workers(target, cpus))}
 
 
-def framework_default_threads() -> dict[str, str]:
+def framework_defaults() -> dict[str, str]:
+    """functions-framework's own THREADS (4 per CPU) and WORKERS (1), for the context rows."""
     return {"THREADS": str(FRAMEWORK_THREADS_PER_CPU * (os.cpu_count() or 1)), "WORKERS": "1"}
 
 
 def function_env(target: str, uri: str) -> dict[str, str]:
     """The environment a function is measured with: its model URI, THREADS and WORKERS."""
-    return {URI_VARIABLES[target]: uri, **threads(target)}
+    return {URI_VARIABLES[target]: uri, **concurrency(target)}
 
 
 def peer_specs(target: str, model_root: Path, peers: dict[str, PeerEnvironment],
@@ -271,19 +271,19 @@ def server_plan(mpg_root: Path, image_root: Path, photo: Path,
     image_request = http_post("/", body, content_type)
     labels = _version_folder(image_root) / "labels.txt"
     lesson_image_args = ("--labels", str(labels)) if labels.is_file() else ()
-    default = framework_default_threads()
+    default = framework_defaults()
     plan = [
         (module_spec(CEILING, "load generator ceiling (asyncio constant answer)",
                      "benchmarks.constserver"), mpg_request),
         (function_spec(FLOOR, "empty function (floor)", FLOOR_MAIN, "empty",
-                       threads("predict_mpg")), mpg_request),
+                       concurrency("predict_mpg")), mpg_request),
         (function_spec(MPG, "predict_mpg", FUNCTIONS_MAIN, "predict_mpg", mpg_env),
          mpg_request),
         *peer_specs(MPG, mpg_root, peers, mpg_body, "application/json"),
         (function_spec(MINIMAL_MPG, "minimal MPG function (parse, invoke, answer; no checks, "
                        "no log)", FLOOR_MAIN, "minimal_mpg",
                        {"MINIMAL_TFLITE": str(_version_folder(mpg_root) / "model.tflite"),
-                        **threads("predict_mpg")}), mpg_request),
+                        **concurrency("predict_mpg")}), mpg_request),
         (function_spec(FLOOR_DEFAULT_THREADS, f"empty function, THREADS={default['THREADS']} "
                        "(framework default)", FLOOR_MAIN, "empty", default), mpg_request),
         (function_spec(MPG_DEFAULT_THREADS, f"predict_mpg, THREADS={default['THREADS']} "

@@ -48,7 +48,9 @@ class Endpoint(Generic[M]):
         # built on first use), BigQuery's remote-function calls on POST / of a tabular one.
         self.remote = remote_function(task)
 
-    @functools.cached_property  # its lock makes the first /v2 requests build it once
+    # Python 3.11's cached_property locks, so concurrent first /v2 requests build it once
+    # (and an adapter built twice would be harmless: it holds no state of its own).
+    @functools.cached_property
     def inference(self) -> Any:
         """The Open Inference Protocol (protocols.oip.OpenInference) for this function."""
         return open_inference(self.name, self.task)
