@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import fcntl
+import importlib.util
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -32,8 +33,9 @@ def colour_model_root(tmp_path_factory: pytest.TempPathFactory, worker_id: str) 
     worker that needs it builds it in the run's shared temporary folder; the others wait and
     reuse it (each build imports TensorFlow: seconds per worker).
     """
-    pytest.importorskip("tensorflow", reason="the colour classifier is built with TensorFlow "
-                        "(pyproject.toml dev group)")
+    # find_spec, not importorskip: only the worker that builds the model imports TensorFlow.
+    if importlib.util.find_spec("tensorflow") is None:
+        pytest.skip("the colour classifier is built with TensorFlow (pyproject.toml dev group)")
     from tests.colour_classifier import export_bucket
 
     if worker_id == "master":  # no xdist: this process is the run
