@@ -1,8 +1,11 @@
 """python -m train.image: import a classifier, export Keras MobileNetV2, serve both.
 
 Nothing here needs ../shared: the import is tried on the tests' colour classifier. The import
-of the shared ImageNet model itself is tested in test_train_image_import.py; the int8 export
-and the offline ImageNet case in test_train_image_int8.py.
+of the shared ImageNet model itself is tested in test_train_image_import.py.
+
+The Keras exports run through `train.image.main` in this process (one TensorFlow import for
+the module); the command line runs as a subprocess for the import and the offline ImageNet
+case.
 """
 
 from __future__ import annotations
@@ -16,7 +19,9 @@ from PIL import Image
 
 from modelserve.contract import sha256_file
 from tests.colour_classifier import LABELS
+from tests.helpers import skip_unless_weights_offline
 from tests.keras_exports import (
+    IMAGENET_SIZE,
     KERAS_NOISE,
     SIZE,
     SMALL,
@@ -25,6 +30,7 @@ from tests.keras_exports import (
     nothing_published,
     run_train,
     serve,
+    write_representative,
 )
 from train import bucket
 
@@ -80,7 +86,7 @@ def test_labels_that_do_not_fit_are_refused_and_nothing_is_written(
 @pytest.fixture(scope="module")
 def float_export(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
     """Untrained MobileNetV2 0.35/32 exported without quantization, once for the module: its
-    model root and the command's stdout. The int8 export is in test_train_image_int8.py."""
+    model root and the command's stdout."""
     return keras_export(tmp_path_factory.mktemp("keras-none"), "--quantize", "none")
 
 
@@ -156,4 +162,35 @@ def test_a_failed_parity_check_publishes_nothing(
                        "--bucket", str(tmp_path / "bucket"), "--quiet"])
     assert code == 1
     assert "parity check failed, nothing exported" in capsys.readouterr().err
+    assert nothing_published(tmp_path / "bucket" / "image")
+
+
+@pytest.mark.slow
+@pytest.mark.filterwarnings(KERAS_NOISE)
+def test_keras_int8_export_records_parity_and_serves(tmp_path: Path) -> None:
+    representative = write_representative(tmp_path / "representative")
+    model_root, _ = keras_export(tmp_path / "export", "--quantize", "int8",
+                                 "--representative", str(representative))
+    manifest = manifest_of(model_root)
+    metrics = manifest["metrics"]
+    assert metrics["parity_samples"] == 4  # the representative images
+    assert metrics["parity_top1_agreement"] >= 0.75
+    assert metrics["parity_max_prob_diff"] >= 0 and metrics["parity_max_prob_diff_limit"] is None
+    assert manifest["input"]["dtype"] == "uint8" and manifest["output"]["dtype"] == "uint8"
+    assert manifest["input"]["quantization"]["scale"] > 0
+    assert manifest["training"]["representative"]["images"] == 4
+    predictions = serve(model_root, tmp_path / "cache").top(Image.new("RGB", (96, 96)), 5)
+    assert len(predictions) == 5
+
+
+@pytest.mark.slow
+def test_imagenet_weights_offline_fail_fast_with_a_hint(tmp_path: Path) -> None:
+    skip_unless_weights_offline()
+    result = run_train("keras", "--weights", "imagenet", *IMAGENET_SIZE,
+                       "--bucket", str(tmp_path / "bucket"),
+                       env={"KERAS_HOME": str(tmp_path / "keras")})  # no cached weights
+    assert result.returncode == 2
+    assert "Could not download the ImageNet weights for MobileNetV2 (no network?)" in result.stderr
+    assert "python -m train.image import --tflite PATH --labels PATH" in result.stderr
+    assert "Traceback" not in result.stderr + result.stdout
     assert nothing_published(tmp_path / "bucket" / "image")
