@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
 import os
 import shutil
 import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import pytest
@@ -21,6 +24,7 @@ LESSON_REQUEST = {"cylinders": 8, "displacement": 300, "horsepower": 78, "weight
 # Where Keras downloads the ImageNet weights from: the offline tests need it unreachable.
 WEIGHTS_HOST = ("storage.googleapis.com", 443)
 START_TIMEOUT_S = 60.0
+KERAS_NOISE = "ignore::DeprecationWarning:keras"  # numpy 2 copy= notices from keras internals
 
 
 def free_port() -> int:
@@ -135,3 +139,16 @@ def skip_unless_weights_offline() -> None:
     except OSError:
         return
     pytest.skip(f"{WEIGHTS_HOST[0]} is reachable: this test is for offline machines")
+
+
+def run_main_here(main: Callable[[Sequence[str]], int], argv: Sequence[str]
+                  ) -> tuple[int, str, str]:
+    """A command's `main(argv)` in this process: its exit code, stdout and stderr.
+
+    For tests whose process imports TensorFlow anyway: the command as a subprocess would
+    import it again (about 3.5 s of CPU each)."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    stdout, stderr = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
+        code = main(list(argv))
+    return code, stdout.getvalue(), stderr.getvalue()

@@ -3,8 +3,6 @@ small sizes, and the serving code's view of what it exported."""
 
 from __future__ import annotations
 
-import contextlib
-import io
 import json
 import os
 import subprocess
@@ -18,14 +16,13 @@ from PIL import Image
 from modelserve.app import build_endpoint
 from modelserve.declarations import declaration
 from modelserve.tasks.image_classification import ImageModel
-from tests.helpers import REPO_ROOT
+from tests.helpers import REPO_ROOT, run_main_here
 from train import bucket
 
 SIZE = 32  # MobileNetV2's smallest input: the exports below need no ImageNet-sized input
 SMALL = ("--alpha", "0.35", "--size", str(SIZE))
 IMAGENET_SIZE = ("--alpha", "0.35", "--size", "96")  # a size ImageNet weights exist for
 TRAIN_TIMEOUT_S = 300
-KERAS_NOISE = "ignore::DeprecationWarning:keras"  # numpy 2 copy= notices from keras internals
 
 
 def run_train(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
@@ -54,20 +51,16 @@ def nothing_published(model_root: Path) -> bool:
 
 def keras_export(folder: Path, *args: str) -> tuple[Path, str]:
     """An untrained MobileNetV2 0.35/32 exported by `train.image keras ARGS` into
-    `folder/bucket`: its model root and the command's stdout.
-
-    Through `train.image.main` in this process, which imports TensorFlow for its own tests
-    anyway: a subprocess would import it again (about 3.5 s of CPU each). `run_train` runs
-    the command line itself."""
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    `folder/bucket`: its model root and the command's stdout. Through `train.image.main` in
+    this process, which imports TensorFlow for its own tests anyway (`run_train` runs the
+    command line itself)."""
     from train import image
 
     root = folder / "bucket"
-    stdout, stderr = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
-        code = image.main(["keras", "--weights", "none", *SMALL, *args, "--bucket", str(root)])
-    assert code == 0, stdout.getvalue() + stderr.getvalue()
-    return root / "image", stdout.getvalue()
+    code, stdout, stderr = run_main_here(
+        image.main, ["keras", "--weights", "none", *SMALL, *args, "--bucket", str(root)])
+    assert code == 0, stdout + stderr
+    return root / "image", stdout
 
 
 def write_representative(folder: Path) -> Path:

@@ -19,10 +19,9 @@ from PIL import Image
 
 from modelserve.contract import sha256_file
 from tests.colour_classifier import LABELS
-from tests.helpers import skip_unless_weights_offline
+from tests.helpers import KERAS_NOISE, skip_unless_weights_offline
 from tests.keras_exports import (
     IMAGENET_SIZE,
-    KERAS_NOISE,
     SIZE,
     SMALL,
     keras_export,
@@ -91,6 +90,7 @@ def float_export(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
 
 
 @pytest.mark.slow
+@pytest.mark.filterwarnings(KERAS_NOISE)
 def test_keras_export_passes_parity_and_serves_probabilities(
     float_export: tuple[Path, str], tmp_path: Path
 ) -> None:
