@@ -73,11 +73,12 @@ $(PROVIDER_GOOGLE)/package.json: | $(NODE_STAMP)
 
 # pytest-xdist: two workers per CPU, since many tests wait on a real server or subprocess;
 # each test file runs whole on one worker (its module fixtures, e.g. a training, built once),
-# and the files of slow tests are handed out first (tests/conftest.py).
+# and the longest files are handed out first, in the order tests/conftest.py sorts them
+# (--no-loadscope-reorder: xdist would otherwise order files by their count of tests).
 PYTEST_WORKERS ?= $(shell expr 2 \* $$(nproc))
 test: lint bytecode $(NODE_STAMP) $(PROVIDER_GOOGLE)/package.json
 	CDKTF_PROVIDER_GOOGLE=$(abspath $(PROVIDER_GOOGLE)) $(BIN)/python -m pytest \
-		-n $(PYTEST_WORKERS) --dist loadfile
+		-n $(PYTEST_WORKERS) --dist loadfile --no-loadscope-reorder
 
 lint: $(DEV_STAMP)
 	$(BIN)/ruff check .
