@@ -49,16 +49,16 @@ def nothing_published(model_root: Path) -> bool:
     return not model_root.exists() or not any(model_root.iterdir())
 
 
-def keras_export(folder: Path, *args: str) -> tuple[Path, str]:
-    """An untrained MobileNetV2 0.35/32 exported by `train.image keras ARGS` into
-    `folder/bucket`: its model root and the command's stdout. Through `train.image.main` in
-    this process, which imports TensorFlow for its own tests anyway (`run_train` runs the
-    command line itself)."""
+def keras_export(folder: Path, weights: str, *args: str) -> tuple[Path, str]:
+    """MobileNetV2 0.35/32 with `weights` (`none`: untrained, or a weights file) exported by
+    `train.image keras ARGS` into `folder/bucket`: its model root and the command's stdout.
+    Through `train.image.main` in this process, which imports TensorFlow for its own tests
+    anyway (`run_train` runs the command line itself)."""
     from train import image
 
     root = folder / "bucket"
     code, stdout, stderr = run_main_here(
-        image.main, ["keras", "--weights", "none", *SMALL, *args, "--bucket", str(root)])
+        image.main, ["keras", "--weights", weights, *SMALL, *args, "--bucket", str(root)])
     assert code == 0, stdout + stderr
     return root / "image", stdout
 

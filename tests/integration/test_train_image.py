@@ -83,10 +83,13 @@ def test_labels_that_do_not_fit_are_refused_and_nothing_is_written(
 # --- keras (TensorFlow: slow) ---------------------------------------------------------------
 
 @pytest.fixture(scope="module")
-def float_export(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
-    """Untrained MobileNetV2 0.35/32 exported without quantization, once for the module: its
-    model root and the command's stdout."""
-    return keras_export(tmp_path_factory.mktemp("keras-none"), "--quantize", "none")
+def float_export(peaked_weights: Path, tmp_path_factory: pytest.TempPathFactory
+                 ) -> tuple[Path, str]:
+    """MobileNetV2 0.35/32 from the peaked weights file exported without quantization, once
+    for the module (each conversion costs ~12 s of CPU): its model root and the command's
+    stdout."""
+    return keras_export(tmp_path_factory.mktemp("keras-float"), str(peaked_weights),
+                        "--quantize", "none")
 
 
 @pytest.mark.slow
@@ -117,16 +120,11 @@ def test_keras_export_passes_parity_and_serves_probabilities(
 @pytest.mark.slow
 @pytest.mark.filterwarnings(KERAS_NOISE)
 def test_keras_export_from_a_weights_file_matches_keras_through_the_serving_code(
-    peaked_weights: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    peaked_weights: Path, float_export: tuple[Path, str], tmp_path: Path
 ) -> None:
     import keras
 
-    from train import image
-
-    code = image.main(["keras", "--weights", str(peaked_weights), *SMALL,
-                       "--bucket", str(tmp_path / "bucket")])
-    assert code == 0, capsys.readouterr().err
-    model_root = tmp_path / "bucket" / "image"
+    model_root = float_export[0]
     manifest = manifest_of(model_root)
     assert manifest["training"]["weights"] == {
         "source": "file", "file": peaked_weights.name,
@@ -149,16 +147,17 @@ def test_keras_export_from_a_weights_file_matches_keras_through_the_serving_code
 @pytest.mark.slow
 @pytest.mark.filterwarnings(KERAS_NOISE)
 def test_a_failed_parity_check_publishes_nothing(
-    peaked_weights: Path, float_export: tuple[Path, str], tmp_path: Path,
+    float_export: tuple[Path, str], tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     from train import image, image_keras
 
-    # The "conversion" hands back the untrained model's .tflite: it cannot answer like Keras.
-    untrained = float_export[0]
-    wrong = (untrained / bucket.read_latest(untrained) / "model.tflite").read_bytes()
+    # The "conversion" of the untrained model hands back the peaked model's .tflite: it cannot
+    # answer like the untrained Keras model (1/1000 everywhere).
+    peaked = float_export[0]
+    wrong = (peaked / bucket.read_latest(peaked) / "model.tflite").read_bytes()
     monkeypatch.setattr(image_keras, "convert", lambda *_args: wrong)
-    code = image.main(["keras", "--weights", str(peaked_weights), *SMALL,
+    code = image.main(["keras", "--weights", "none", *SMALL,
                        "--bucket", str(tmp_path / "bucket"), "--quiet"])
     assert code == 1
     assert "parity check failed, nothing exported" in capsys.readouterr().err
@@ -169,7 +168,7 @@ def test_a_failed_parity_check_publishes_nothing(
 @pytest.mark.filterwarnings(KERAS_NOISE)
 def test_keras_int8_export_records_parity_and_serves(tmp_path: Path) -> None:
     representative = write_representative(tmp_path / "representative")
-    model_root, _ = keras_export(tmp_path / "export", "--quantize", "int8",
+    model_root, _ = keras_export(tmp_path / "export", "none", "--quantize", "int8",
                                  "--representative", str(representative))
     manifest = manifest_of(model_root)
     metrics = manifest["metrics"]
