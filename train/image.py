@@ -84,7 +84,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
                        help="then unfreeze this many top base layers (0: none)")
     tuned.add_argument("--fine-tune-epochs", type=int, default=5,
                        help="epochs of fine-tuning those layers (5)")
-    tuned.add_argument("--learning-rate", type=float, default=1e-3, help="head's rate (1e-3)")
+    tuned.add_argument("--learning-rate", type=float, default=1e-3,
+                       help="head's starting rate, decayed to 0 (1e-3)")
     tuned.add_argument("--batch-size", type=int, default=32, help="photos per step (32)")
     tuned.add_argument("--flip", action="store_true",
                        help="also mirror photos left-right when augmenting")

@@ -26,12 +26,13 @@ from train.image_photos import stratified_split
 
 pytestmark = pytest.mark.slow
 
-# 12 epochs of batch 32 (492 steps) reach 94.4 % (Keras) / 95.0 % (.tflite) at the default
-# seed 42, where 15 epochs of batch 64 (315 steps) reached 90.5 % / 91.9 % and took ~20 s
-# longer. Training is seeded: other seeds land lower (89-91 % at seeds 1-3; the old settings
-# gave 84 % at seed 1), so the margin is this seed's, not a property of the recipe.
+# 12 epochs of batch 32 (492 steps), the rate decayed from 0.005 to 0 (train.image_finetune).
+# Measured on an AMD EPYC machine (.tflite test accuracy): 96.4 % at the default seed 42, and
+# 92.5 / 92.2 / 85.0 % at seeds 1-3. The earlier constant rate of 0.002 gave 94.4 % at seed 42
+# on one machine and 86.1 % on this one: TensorFlow's numerics differ between CPUs, and a run
+# from scratch amplifies them. The margin is this seed's, not a property of the recipe.
 TRAIN_ARGS = ("--weights", "none", "--alpha", "0.35", "--size", str(SIZE), "--epochs", "12",
-              "--batch-size", "32", "--learning-rate", "0.002")
+              "--batch-size", "32", "--learning-rate", "0.005")
 MIN_ACCURACY = 0.90
 HTTP_TIMEOUT_S = 10
 
