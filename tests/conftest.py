@@ -62,15 +62,17 @@ def _exclusive(lock_path: Path) -> Iterator[None]:
 # Rough run times of the longest files on a busy 2-core machine (make test, four workers), so
 # that pytest-xdist starts them first: the run lasts at least as long as its longest file, and
 # one started late sets the end. The Makefile passes --no-loadscope-reorder, without which
-# xdist would hand files out by their count of tests instead. Measured 2026-12-02.
+# xdist would hand files out by their count of tests instead. Measured 2026-12-02 (AMD EPYC).
 LONGEST_FILES_S = {
+    "integration/test_finetune_digits.py": 150,
     "integration/test_soak.py": 130,
-    "integration/test_train_image.py": 90,
-    "integration/test_finetune_digits.py": 80,
-    "integration/test_fuzz_openapi.py": 60,
-    "integration/test_bench_smoke.py": 60,
-    "integration/test_train_mpg.py": 40,
-    "unit/test_checkov.py": 20,
+    "integration/test_train_image.py": 95,
+    "integration/test_fuzz_openapi.py": 90,
+    "integration/test_finetune_options.py": 55,
+    "integration/test_bench_smoke.py": 50,
+    "integration/test_train_tabular.py": 40,
+    "integration/test_train_mpg.py": 25,
+    "unit/test_checkov.py": 15,
 }
 _TESTS = Path(__file__).parent
 _missing = [name for name in LONGEST_FILES_S if not (_TESTS / name).is_file()]
